@@ -1,0 +1,33 @@
+//! The AWS Cryptomining detections of minewatch, as plain Rust.
+//!
+//! This crate compiles twice: to the `wasm32-wasip2` component the host embeds (with
+//! `bindings.rs` binding it to the WIT world in `../wit`), and natively, so the host can
+//! run the very same logic outside the sandbox (differential tests, benchmarks).
+//!
+//! Layout:
+//! - [`model`]: domain types mirroring the WIT types.
+//! - [`catalog`]: the six detections and their Splunk ids.
+//! - [`settings`]: what `configure` accepts.
+//! - [`cloudtrail`]: which fields are read and what they mean.
+//! - [`rules`]: the unseen-value and launch-rate rules.
+//! - [`detector`]: runs the rules over a batch.
+//! - [`baseline`]: the host-side state operations the rules need.
+//! - [`projection`]: the field projection hosts apply before calling the detector.
+#![deny(missing_docs)]
+
+pub mod baseline;
+pub mod catalog;
+pub mod cloudtrail;
+pub mod detector;
+pub mod model;
+pub mod projection;
+pub mod rules;
+pub mod settings;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod bindings;
+
+pub use baseline::{Baseline, Observed, ValueChange};
+pub use detector::Detector;
+pub use model::*;

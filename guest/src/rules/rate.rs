@@ -1,0 +1,283 @@
+//! The two "abnormally high instances launched" detections.
+//!
+//! Successful RunInstances are counted per principal in aligned UTC windows (10 minutes
+//! by default); CloudTrail's duplicate deliveries are dropped by `eventID` first. Every
+//! window count is kept host-side as a per-day histogram, updated as the count rises, so
+//! the history of "(window, principal) counts" is exact without waiting for windows to
+//! close. A rule compares the running count with the trailing history (the current window
+//! left out) and fires once per window and principal, as soon as the count crosses.
+
+use crate::baseline::{Baseline, ValueChange};
+use crate::catalog::{LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY};
+use crate::cloudtrail::EventView;
+use crate::model::{Alert, DAY_MS, Evidence, MINUTE_MS, RateEvidence};
+use crate::settings::{CountMode, Population, Settings};
+use crate::time::format_time;
+
+/// Summary statistics of a history of window counts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct History {
+    /// `(count, windows)` pairs, ascending by count.
+    pub histogram: Vec<(u64, u64)>,
+    /// Number of windows.
+    pub windows: u64,
+    /// Mean count.
+    pub mean: f64,
+    /// Sample standard deviation.
+    pub stdev: f64,
+}
+
+impl History {
+    /// Summarises a histogram.
+    pub fn new(histogram: Vec<(u64, u64)>) -> History {
+        let windows: u64 = histogram.iter().map(|(_, f)| f).sum();
+        if windows == 0 {
+            return History::default();
+        }
+        let n = windows as f64;
+        let mean = histogram.iter().map(|&(v, f)| v as f64 * f as f64).sum::<f64>() / n;
+        let squares: f64 = histogram
+            .iter()
+            .map(|&(v, f)| f as f64 * (v as f64 - mean).powi(2))
+            .sum();
+        let stdev = if windows > 1 { (squares / (n - 1.0)).sqrt() } else { 0.0 };
+        History {
+            histogram,
+            windows,
+            mean,
+            stdev,
+        }
+    }
+
+    /// Removes one window with `count`, if present (the window being judged).
+    fn without(mut histogram: Vec<(u64, u64)>, count: u64) -> History {
+        if let Some(slot) = histogram.iter_mut().find(|(v, _)| *v == count) {
+            slot.1 -= 1;
+        }
+        histogram.retain(|(_, f)| *f > 0);
+        History::new(histogram)
+    }
+
+    /// Upper-tail probability `P(X >= count)` and the count that must be exceeded for it
+    /// to fall below `p0`, with the method used.
+    ///
+    /// With at least `empirical_min` windows the empirical distribution answers; below
+    /// that, an exponential fitted to `count - 1` (counts start at 1), which is the
+    /// maximum-likelihood fit of a memoryless tail on small histories.
+    pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, String) {
+        if self.windows >= empirical_min {
+            let n = self.windows as f64;
+            let at_least = |c: u64| self.histogram.iter().filter(|(v, _)| *v >= c).map(|(_, f)| f).sum::<u64>() as f64;
+            let p = at_least(count) / n;
+            // The smallest history value q with P(X > q) < p0.
+            let q = self
+                .histogram
+                .iter()
+                .map(|(v, _)| *v)
+                .find(|&v| at_least(v + 1) / n < p0)
+                .unwrap_or(0);
+            (p, q as f64, format!("empirical distribution of {} windows", self.windows))
+        } else {
+            let excess_mean = self.mean - 1.0;
+            if excess_mean <= 0.0 {
+                let p = if count > 1 { 0.0 } else { 1.0 };
+                return (p, 1.0, format!("every one of {} windows had 1 launch", self.windows));
+            }
+            let p = (-((count as f64) - 1.0) / excess_mean).exp();
+            let threshold = 1.0 + excess_mean * (1.0 / p0).ln();
+            (p, threshold, format!("exponential fit (mean {:.2}) on {} windows", self.mean, self.windows))
+        }
+    }
+}
+
+/// Counts one launch event and returns the alerts of both rate rules.
+pub fn check<B: Baseline + ?Sized>(
+    settings: &Settings,
+    event: &EventView,
+    event_index: u32,
+    baseline: &mut B,
+) -> Vec<Alert> {
+    let spike = &settings.launch_spike;
+    let density = &settings.launch_spike_density;
+    let Some(principal) = event.principal.as_deref() else {
+        return Vec::new();
+    };
+    if !spike.enabled && !density.enabled {
+        return Vec::new();
+    }
+    let scope = &event.scope;
+    let rate = &settings.rate;
+    if !event.summary.event_id.is_empty() {
+        let dedup = i64::from(rate.dedup_hours) * 3_600_000;
+        let seen = baseline.observe(
+            &format!("{scope}rate/event-ids"),
+            dedup,
+            &[(event.summary.event_id.as_str(), event.time)],
+        );
+        if !seen[0].is_new {
+            return Vec::new();
+        }
+    }
+    let width = i64::from(rate.window_minutes) * MINUTE_MS;
+    let window = event.time.div_euclid(width) * width;
+    let day = window.div_euclid(DAY_MS) * DAY_MS;
+    let (mode, delta) = match rate.count {
+        CountMode::Calls => ("calls", 1),
+        CountMode::Instances => ("instances", event.summary.instance_ids.len().max(1) as u64),
+    };
+    let count = baseline.add(&format!("{scope}rate/{mode}"), &[(principal, window, delta)])[0];
+    let change = [ValueChange {
+        bucket: day,
+        previous: count - delta,
+        current: count,
+    }];
+    let global = format!("{scope}rate/{mode}/global");
+    let own = format!("{scope}rate/{mode}/principal/{principal}");
+    baseline.record_values(&global, &change);
+    if spike.population == Population::Principal || density.population == Population::Principal {
+        baseline.record_values(&own, &change);
+    }
+    let series = |population| match population {
+        Population::Global => &global,
+        Population::Principal => &own,
+    };
+    let mut alerts = Vec::new();
+    let judge = |baseline: &mut B, population, history_days: u32| {
+        let from = day - i64::from(history_days.saturating_sub(1)) * DAY_MS;
+        History::without(baseline.histogram(series(population), from, day), count)
+    };
+    let noun = match rate.count {
+        CountMode::Calls => "RunInstances calls",
+        CountMode::Instances => "instances launched",
+    };
+    if spike.enabled && !spike.allow_principals.iter().any(|p| p == principal) {
+        let history = judge(baseline, spike.population, spike.history_days);
+        let threshold = history.mean + spike.k * history.stdev;
+        if history.windows >= spike.min_history_windows
+            && count as f64 > threshold
+            && count >= spike.min_count
+            && first_in_window(baseline, scope, LAUNCH_SPIKE, window, principal, event.time)
+        {
+            let method = format!(
+                "mean {:.2} + {} x stdev {:.2} over {} windows of {} days",
+                history.mean, spike.k, history.stdev, history.windows, spike.history_days
+            );
+            alerts.push(rate_alert(
+                LAUNCH_SPIKE, event, event_index, principal, noun, window, count, &history, threshold, None, method,
+            ));
+        }
+    }
+    if density.enabled && !density.allow_principals.iter().any(|p| p == principal) {
+        let history = judge(baseline, density.population, density.history_days);
+        let (p, threshold, method) = history.tail(count, density.tail_probability, density.empirical_min_windows);
+        if history.windows >= density.min_history_windows
+            && p < density.tail_probability
+            && count >= density.min_count
+            && first_in_window(baseline, scope, LAUNCH_SPIKE_DENSITY, window, principal, event.time)
+        {
+            let method = format!(
+                "P(count >= {count}) = {p:.2e} < {} under the {method} of {} days",
+                density.tail_probability, density.history_days
+            );
+            alerts.push(rate_alert(
+                LAUNCH_SPIKE_DENSITY, event, event_index, principal, noun, window, count, &history, threshold, Some(p), method,
+            ));
+        }
+    }
+    alerts
+}
+
+/// True the first time a rule fires for a window and principal.
+fn first_in_window<B: Baseline + ?Sized>(
+    baseline: &mut B,
+    scope: &str,
+    slug: &str,
+    window: i64,
+    principal: &str,
+    time: i64,
+) -> bool {
+    let key = format!("{window}|{principal}");
+    baseline.observe(&format!("{scope}rate/alerted/{slug}"), 0, &[(&key, time)])[0].is_new
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rate_alert(
+    slug: &str,
+    event: &EventView,
+    event_index: u32,
+    principal: &str,
+    noun: &str,
+    window: i64,
+    count: u64,
+    history: &History,
+    threshold: f64,
+    tail_probability: Option<f64>,
+    method: String,
+) -> Alert {
+    Alert {
+        detection: slug.to_string(),
+        event_index,
+        key: principal.to_string(),
+        message: format!(
+            "{principal} made {count} {noun} in the window from {}, above the threshold {threshold:.2} ({method}).",
+            format_time(window)
+        ),
+        time: event.time,
+        event: event.summary.clone(),
+        evidence: Evidence::Rate(RateEvidence {
+            window_start: window,
+            count,
+            history_windows: history.windows,
+            mean: history.mean,
+            stdev: history.stdev,
+            threshold,
+            tail_probability,
+            method,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_statistics_are_sample_statistics() {
+        let h = History::new(vec![(1, 2), (3, 2)]);
+        assert_eq!(h.windows, 4);
+        assert_eq!(h.mean, 2.0);
+        assert!((h.stdev - (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn the_judged_window_is_left_out() {
+        let h = History::without(vec![(1, 3), (40, 1)], 40);
+        assert_eq!(h.histogram, vec![(1, 3)]);
+        assert_eq!(h.mean, 1.0);
+    }
+
+    #[test]
+    fn exponential_tail_on_short_history() {
+        let h = History::new(vec![(1, 50), (2, 30), (3, 20)]);
+        let (p, threshold, _) = h.tail(40, 0.0005, 2000);
+        assert!(p < 1e-10, "{p}");
+        let (p3, ..) = h.tail(3, 0.0005, 2000);
+        assert!(p3 > 0.05, "{p3}");
+        // The threshold is where the fitted tail crosses p0.
+        let (at, ..) = h.tail(threshold.ceil() as u64, 0.0005, 2000);
+        assert!(at < 0.0005);
+        let (below, ..) = h.tail(threshold.floor() as u64, 0.0005, 2000);
+        assert!(below >= 0.0005);
+    }
+
+    #[test]
+    fn empirical_tail_on_long_history() {
+        let h = History::new(vec![(1, 9000), (2, 990), (9, 10)]);
+        let (p, q, method) = h.tail(9, 0.0005, 2000);
+        assert_eq!(p, 10.0 / 10_000.0);
+        assert_eq!(q, 9.0);
+        assert!(method.starts_with("empirical"));
+        let (p10, ..) = h.tail(10, 0.0005, 2000);
+        assert_eq!(p10, 0.0);
+    }
+}
