@@ -81,7 +81,12 @@ export!(Component);
 struct HostBaseline;
 
 impl Baseline for HostBaseline {
-    fn observe(&mut self, set: &str, forget_after: i64, sightings: &[(&str, i64)]) -> Vec<Observed> {
+    fn observe(
+        &mut self,
+        set: &str,
+        forget_after: i64,
+        sightings: &[(&str, i64)],
+    ) -> Vec<Observed> {
         let requests: Vec<imports::SightingRequest> = sightings
             .iter()
             .map(|(key, time)| imports::SightingRequest {

@@ -17,17 +17,18 @@ pub const LAUNCH_SPIKE_DENSITY: &str = "ec2-launch-spike-density";
 
 /// The catalogue, in the order alerts of one event are emitted.
 pub fn detections() -> Vec<Detection> {
-    let d = |slug: &str, id: &str, name: &str, description: &str, severity, risk, mitre: &[&str]| {
-        Detection {
-            slug: slug.into(),
-            splunk_id: id.into(),
-            name: name.into(),
-            description: description.into(),
-            severity,
-            risk_score: risk,
-            mitre_attack: mitre.iter().map(|m| m.to_string()).collect(),
-        }
-    };
+    let d =
+        |slug: &str, id: &str, name: &str, description: &str, severity, risk, mitre: &[&str]| {
+            Detection {
+                slug: slug.into(),
+                splunk_id: id.into(),
+                name: name.into(),
+                description: description.into(),
+                severity,
+                risk_score: risk,
+                mitre_attack: mitre.iter().map(|m| m.to_string()).collect(),
+            }
+        };
     vec![
         d(
             UNSEEN_REGION,

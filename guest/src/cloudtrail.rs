@@ -108,7 +108,10 @@ impl EventView {
     /// cannot be parsed.
     pub fn read(event: &Event, settings: &Settings) -> Result<Option<EventView>, Malformed> {
         let f = |i: usize| event.fields.get(i).unwrap_or(&Field::Absent);
-        let call = match (text(f(idx::EVENT_SOURCE), idx::EVENT_SOURCE)?, text(f(idx::EVENT_NAME), idx::EVENT_NAME)?) {
+        let call = match (
+            text(f(idx::EVENT_SOURCE), idx::EVENT_SOURCE)?,
+            text(f(idx::EVENT_NAME), idx::EVENT_NAME)?,
+        ) {
             (Some("ec2.amazonaws.com"), Some("RunInstances")) => Call::RunInstances,
             (Some("ec2.amazonaws.com"), Some("StartInstances")) => Call::StartInstances,
             _ => return Ok(None),
@@ -139,11 +142,14 @@ impl EventView {
         );
         let instance_type = match text(f(idx::REQUEST_INSTANCE_TYPE), idx::REQUEST_INSTANCE_TYPE)? {
             Some(t) if !t.is_empty() => Some(t.to_string()),
-            _ => texts(f(idx::RESPONSE_INSTANCE_TYPES), idx::RESPONSE_INSTANCE_TYPES)?
-                .into_iter()
-                .find(|t| !t.is_empty())
-                .map(str::to_string)
-                .or_else(|| settings.fill_instance_type.clone()),
+            _ => texts(
+                f(idx::RESPONSE_INSTANCE_TYPES),
+                idx::RESPONSE_INSTANCE_TYPES,
+            )?
+            .into_iter()
+            .find(|t| !t.is_empty())
+            .map(str::to_string)
+            .or_else(|| settings.fill_instance_type.clone()),
         };
         let mut image_ids = distinct(texts(f(idx::REQUEST_IMAGE_IDS), idx::REQUEST_IMAGE_IDS)?);
         if image_ids.is_empty() {
@@ -158,7 +164,9 @@ impl EventView {
             Scope::Account => format!("{account}/"),
         };
         let summary = EventSummary {
-            event_id: text(f(idx::EVENT_ID), idx::EVENT_ID)?.unwrap_or_default().to_string(),
+            event_id: text(f(idx::EVENT_ID), idx::EVENT_ID)?
+                .unwrap_or_default()
+                .to_string(),
             event_name: match call {
                 Call::RunInstances => "RunInstances",
                 Call::StartInstances => "StartInstances",
@@ -168,8 +176,12 @@ impl EventView {
             arn: arn.to_string(),
             account: account.to_string(),
             region: region.to_string(),
-            source_ip: text(f(idx::SOURCE_IP), idx::SOURCE_IP)?.unwrap_or_default().to_string(),
-            user_agent: text(f(idx::USER_AGENT), idx::USER_AGENT)?.unwrap_or_default().to_string(),
+            source_ip: text(f(idx::SOURCE_IP), idx::SOURCE_IP)?
+                .unwrap_or_default()
+                .to_string(),
+            user_agent: text(f(idx::USER_AGENT), idx::USER_AGENT)?
+                .unwrap_or_default()
+                .to_string(),
             instance_ids,
             instance_type: instance_type.clone().unwrap_or_default(),
             image_ids: image_ids.clone(),
@@ -292,8 +304,14 @@ mod tests {
     #[test]
     fn users_keep_their_arn_and_service_events_have_no_principal() {
         let user = "arn:aws:iam::111122223333:user/alice";
-        assert_eq!(principal(Some("IAMUser"), user, None, Identity::Role).as_deref(), Some(user));
-        assert_eq!(principal(Some("AWSService"), "", None, Identity::Role), None);
+        assert_eq!(
+            principal(Some("IAMUser"), user, None, Identity::Role).as_deref(),
+            Some(user)
+        );
+        assert_eq!(
+            principal(Some("AWSService"), "", None, Identity::Role),
+            None
+        );
     }
 
     #[test]
@@ -302,7 +320,10 @@ mod tests {
             role_from_session_arn("arn:aws-us-gov:sts::123:assumed-role/R/s").as_deref(),
             Some("arn:aws-us-gov:iam::123:role/R")
         );
-        assert_eq!(role_from_session_arn("arn:aws:sts::123:assumed-role//s"), None);
+        assert_eq!(
+            role_from_session_arn("arn:aws:sts::123:assumed-role//s"),
+            None
+        );
     }
 
     #[test]
@@ -312,13 +333,31 @@ mod tests {
         fields[idx::EVENT_NAME] = Field::Text("RunInstances".into());
         fields[idx::EVENT_TIME] = Field::Text("2026-03-02T10:00:00Z".into());
         fields[idx::REQUEST_INSTANCE_TYPE] = Field::Other(r#"{"value":"p2.xlarge"}"#.into());
-        let err = EventView::read(&Event { fields: fields.clone() }, &Settings::default()).unwrap_err();
+        let err = EventView::read(
+            &Event {
+                fields: fields.clone(),
+            },
+            &Settings::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.reason, "bad-field");
-        assert!(err.detail.contains("requestParameters.instanceType: expected a string, found an object"));
+        assert!(
+            err.detail
+                .contains("requestParameters.instanceType: expected a string, found an object")
+        );
         fields[idx::REQUEST_INSTANCE_TYPE] = Field::Absent;
         fields[idx::REGION] = Field::Other("5".into());
-        let err = EventView::read(&Event { fields: fields.clone() }, &Settings::default()).unwrap_err();
-        assert!(err.detail.contains("awsRegion: expected a string, found a number"));
+        let err = EventView::read(
+            &Event {
+                fields: fields.clone(),
+            },
+            &Settings::default(),
+        )
+        .unwrap_err();
+        assert!(
+            err.detail
+                .contains("awsRegion: expected a string, found a number")
+        );
         fields[idx::REGION] = Field::Text("us-east-1".into());
         fields[idx::EVENT_TIME] = Field::Text("redacted".into());
         let err = EventView::read(&Event { fields }, &Settings::default()).unwrap_err();

@@ -88,19 +88,31 @@ impl Detector {
             settings,
         };
         let region = rule(UNSEEN_REGION, "region", &s.unseen_region);
-        outcome.alerts.extend(region.check(view, index, &[&view.summary.region], baseline));
+        outcome
+            .alerts
+            .extend(region.check(view, index, &[&view.summary.region], baseline));
         if view.call != Call::RunInstances {
             return;
         }
         let images: Vec<&str> = view.image_ids.iter().map(String::as_str).collect();
         let ami = rule(UNSEEN_AMI, "AMI", &s.unseen_ami);
-        outcome.alerts.extend(ami.check(view, index, &images, baseline));
-        let instance_type = rule(UNSEEN_INSTANCE_TYPE, "instance type", &s.unseen_instance_type);
+        outcome
+            .alerts
+            .extend(ami.check(view, index, &images, baseline));
+        let instance_type = rule(
+            UNSEEN_INSTANCE_TYPE,
+            "instance type",
+            &s.unseen_instance_type,
+        );
         let types: Vec<&str> = view.instance_type.as_deref().into_iter().collect();
-        outcome.alerts.extend(instance_type.check(view, index, &types, baseline));
+        outcome
+            .alerts
+            .extend(instance_type.check(view, index, &types, baseline));
         let user = rule(UNSEEN_USER, "principal", &s.unseen_user);
         let principals: Vec<&str> = view.principal.as_deref().into_iter().collect();
-        outcome.alerts.extend(user.check(view, index, &principals, baseline));
+        outcome
+            .alerts
+            .extend(user.check(view, index, &principals, baseline));
         outcome.alerts.extend(rate::check(s, view, index, baseline));
     }
 }

@@ -37,7 +37,11 @@ impl FieldPath {
                 if key.is_empty() {
                     return Err(format!("field path {path:?} has an empty segment"));
                 }
-                Ok(if each { Step::Each(key.into()) } else { Step::Key(key.into()) })
+                Ok(if each {
+                    Step::Each(key.into())
+                } else {
+                    Step::Key(key.into())
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(FieldPath { steps })
@@ -72,7 +76,11 @@ impl FieldPath {
                     other => return Field::Other(other.to_string()),
                 }
             }
-            return if texts.is_empty() { Field::Absent } else { Field::Texts(texts) };
+            return if texts.is_empty() {
+                Field::Absent
+            } else {
+                Field::Texts(texts)
+            };
         }
         match current.first() {
             None => Field::Absent,
@@ -109,7 +117,10 @@ mod tests {
             "errorCode": null
         });
         assert_eq!(at("awsRegion", &v), Field::Text("us-east-1".into()));
-        assert_eq!(at("userIdentity.arn", &v), Field::Text("arn:aws:iam::1:user/a".into()));
+        assert_eq!(
+            at("userIdentity.arn", &v),
+            Field::Text("arn:aws:iam::1:user/a".into())
+        );
         assert_eq!(at("errorCode", &v), Field::Absent);
         assert_eq!(at("missing.deeper", &v), Field::Absent);
         assert_eq!(at("n", &v), Field::Other("5".into()));
@@ -121,8 +132,14 @@ mod tests {
             at("requestParameters.instancesSet.items[].imageId", &v),
             Field::Texts(vec!["ami-1".into(), "ami-2".into()])
         );
-        assert_eq!(at("requestParameters.instancesSet[].x", &v), Field::Other(v["requestParameters"]["instancesSet"].to_string()));
-        assert_eq!(at("responseElements.instancesSet.items[].imageId", &v), Field::Absent);
+        assert_eq!(
+            at("requestParameters.instancesSet[].x", &v),
+            Field::Other(v["requestParameters"]["instancesSet"].to_string())
+        );
+        assert_eq!(
+            at("responseElements.instancesSet.items[].imageId", &v),
+            Field::Absent
+        );
     }
 
     #[test]

@@ -290,8 +290,8 @@ mod tests {
     fn errors_name_the_setting() {
         let e = Settings::from_json(r#"{"unseen_region":{"learning_dayz":3}}"#).unwrap_err();
         assert!(e.contains("learning_dayz"), "{e}");
-        let e = Settings::from_json(r#"{"launch_spike_density":{"tail_probability":2}}"#)
-            .unwrap_err();
+        let e =
+            Settings::from_json(r#"{"launch_spike_density":{"tail_probability":2}}"#).unwrap_err();
         assert!(e.contains("launch_spike_density.tail_probability"), "{e}");
         let e = Settings::from_json(r#"{"rate":{"window_minutes":7}}"#).unwrap_err();
         assert!(e.contains("rate.window_minutes"), "{e}");

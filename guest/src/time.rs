@@ -54,7 +54,13 @@ mod tests {
 
     #[test]
     fn rejects_placeholders() {
-        for bad in ["redacted", "...", "", "20131102T010628Z", "2024-13-01T00:00:00Z"] {
+        for bad in [
+            "redacted",
+            "...",
+            "",
+            "20131102T010628Z",
+            "2024-13-01T00:00:00Z",
+        ] {
             assert_eq!(parse_event_time(bad), None, "{bad}");
         }
     }

@@ -35,12 +35,20 @@ impl History {
             return History::default();
         }
         let n = windows as f64;
-        let mean = histogram.iter().map(|&(v, f)| v as f64 * f as f64).sum::<f64>() / n;
+        let mean = histogram
+            .iter()
+            .map(|&(v, f)| v as f64 * f as f64)
+            .sum::<f64>()
+            / n;
         let squares: f64 = histogram
             .iter()
             .map(|&(v, f)| f as f64 * (v as f64 - mean).powi(2))
             .sum();
-        let stdev = if windows > 1 { (squares / (n - 1.0)).sqrt() } else { 0.0 };
+        let stdev = if windows > 1 {
+            (squares / (n - 1.0)).sqrt()
+        } else {
+            0.0
+        };
         History {
             histogram,
             windows,
@@ -67,7 +75,13 @@ impl History {
     pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, String) {
         if self.windows >= empirical_min {
             let n = self.windows as f64;
-            let at_least = |c: u64| self.histogram.iter().filter(|(v, _)| *v >= c).map(|(_, f)| f).sum::<u64>() as f64;
+            let at_least = |c: u64| {
+                self.histogram
+                    .iter()
+                    .filter(|(v, _)| *v >= c)
+                    .map(|(_, f)| f)
+                    .sum::<u64>() as f64
+            };
             let p = at_least(count) / n;
             // The smallest history value q with P(X > q) < p0.
             let q = self
@@ -76,16 +90,31 @@ impl History {
                 .map(|(v, _)| *v)
                 .find(|&v| at_least(v + 1) / n < p0)
                 .unwrap_or(0);
-            (p, q as f64, format!("empirical distribution of {} windows", self.windows))
+            (
+                p,
+                q as f64,
+                format!("empirical distribution of {} windows", self.windows),
+            )
         } else {
             let excess_mean = self.mean - 1.0;
             if excess_mean <= 0.0 {
                 let p = if count > 1 { 0.0 } else { 1.0 };
-                return (p, 1.0, format!("every one of {} windows had 1 launch", self.windows));
+                return (
+                    p,
+                    1.0,
+                    format!("every one of {} windows had 1 launch", self.windows),
+                );
             }
             let p = (-((count as f64) - 1.0) / excess_mean).exp();
             let threshold = 1.0 + excess_mean * (1.0 / p0).ln();
-            (p, threshold, format!("exponential fit (mean {:.2}) on {} windows", self.mean, self.windows))
+            (
+                p,
+                threshold,
+                format!(
+                    "exponential fit (mean {:.2}) on {} windows",
+                    self.mean, self.windows
+                ),
+            )
         }
     }
 }
@@ -125,7 +154,10 @@ pub fn check<B: Baseline + ?Sized>(
         CountMode::Calls => ("calls", 1),
         CountMode::Instances => ("instances", event.summary.instance_ids.len().max(1) as u64),
     };
-    let count = baseline.add(&format!("{scope}rate/{mode}"), &[(principal, window, delta)])[0];
+    let count = baseline.add(
+        &format!("{scope}rate/{mode}"),
+        &[(principal, window, delta)],
+    )[0];
     let change = [ValueChange {
         bucket: day,
         previous: count - delta,
@@ -163,24 +195,55 @@ pub fn check<B: Baseline + ?Sized>(
                 history.mean, spike.k, history.stdev, history.windows, spike.history_days
             );
             alerts.push(rate_alert(
-                LAUNCH_SPIKE, event, event_index, principal, noun, window, count, &history, threshold, None, method,
+                LAUNCH_SPIKE,
+                event,
+                event_index,
+                principal,
+                noun,
+                window,
+                count,
+                &history,
+                threshold,
+                None,
+                method,
             ));
         }
     }
     if density.enabled && !density.allow_principals.iter().any(|p| p == principal) {
         let history = judge(baseline, density.population, density.history_days);
-        let (p, threshold, method) = history.tail(count, density.tail_probability, density.empirical_min_windows);
+        let (p, threshold, method) = history.tail(
+            count,
+            density.tail_probability,
+            density.empirical_min_windows,
+        );
         if history.windows >= density.min_history_windows
             && p < density.tail_probability
             && count >= density.min_count
-            && first_in_window(baseline, scope, LAUNCH_SPIKE_DENSITY, window, principal, event.time)
+            && first_in_window(
+                baseline,
+                scope,
+                LAUNCH_SPIKE_DENSITY,
+                window,
+                principal,
+                event.time,
+            )
         {
             let method = format!(
                 "P(count >= {count}) = {p:.2e} < {} under the {method} of {} days",
                 density.tail_probability, density.history_days
             );
             alerts.push(rate_alert(
-                LAUNCH_SPIKE_DENSITY, event, event_index, principal, noun, window, count, &history, threshold, Some(p), method,
+                LAUNCH_SPIKE_DENSITY,
+                event,
+                event_index,
+                principal,
+                noun,
+                window,
+                count,
+                &history,
+                threshold,
+                Some(p),
+                method,
             ));
         }
     }

@@ -1,0 +1,15 @@
+//! Host bindings generated from `../wit` by `wasmtime::component::bindgen!`.
+//!
+//! Set `WASMTIME_DEBUG_BINDGEN=1` when building to write the generated code to a file
+//! for reading. Only the items the host uses are re-exported.
+
+mod generated {
+    #![expect(missing_docs, reason = "bindgen-generated code")]
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "detector-world",
+    });
+}
+
+pub use generated::DetectorWorld;
+pub use generated::minewatch::detector::{baseline, log, types};

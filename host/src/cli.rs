@@ -1,0 +1,203 @@
+//! The command line, as typed clap definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use minewatch::alert::Format;
+use minewatch::config::EngineKind;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0  success (skipped records are counted and logged, not errors)
+  1  configuration, startup or output error
+  2  command-line usage error
+  3  an input could not be read at all (the other inputs were processed)
+
+Logs go to stderr; set MINEWATCH_LOG (e.g. debug, or minewatch=debug) to change the level.";
+
+/// Streaming detector for cryptojacking in AWS CloudTrail (Splunk's AWS Cryptomining story).
+#[derive(Debug, Parser)]
+#[command(name = "minewatch", version, after_help = EXIT_CODES, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read CloudTrail records, run the detections, write alerts.
+    Run(RunArgs),
+    /// Build, inspect and move baselines.
+    #[command(subcommand)]
+    Baseline(BaselineCommand),
+    /// List the detections of the built-in (or a given) component.
+    Detections(DetectionsArgs),
+    /// Check a configuration file: parse it, build the detector, check the state directory.
+    Validate(ValidateArgs),
+    /// Write a realistic CloudTrail scenario (weeks of activity plus incidents).
+    Generate(GenerateArgs),
+}
+
+/// Options shared by commands that run the detector.
+#[derive(Debug, Args)]
+pub struct DetectorArgs {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Baseline state directory [default: ./minewatch-state].
+    #[arg(long, value_name = "DIR", conflicts_with = "memory")]
+    pub state: Option<PathBuf>,
+    /// Keep baselines in memory only; nothing is written to disk.
+    #[arg(long)]
+    pub memory: bool,
+    /// Run this detector component instead of the built-in one.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub component: Option<PathBuf>,
+    /// Run the component (sandboxed) or the native build of the built-in detections.
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
+    /// Tenant whose baselines are used [default: default].
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+/// `minewatch run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Input file or directory (recursively: .json, .json.gz, .ndjson, .jsonl, .log), or - for stdin.
+    /// Repeatable; stdin when absent.
+    #[arg(long, short, value_name = "PATH")]
+    pub input: Vec<String>,
+    /// Alert output file (NDJSON, appended), or - for stdout [default: -].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<String>,
+    /// Alert format.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Detector and baseline options.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// `minewatch baseline ...`.
+#[derive(Debug, Subcommand)]
+pub enum BaselineCommand {
+    /// Replay history into the baselines without alerting (Splunk's support searches).
+    Build(BuildArgs),
+    /// Summarise the baselines.
+    Show(ShowArgs),
+    /// Write the baselines as NDJSON.
+    Export(ExportArgs),
+    /// Merge an NDJSON export into the baselines.
+    Import(ImportArgs),
+}
+
+/// `minewatch baseline build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Input file or directory, or - for stdin. Repeatable.
+    #[arg(long, short, value_name = "PATH", required = true)]
+    pub input: Vec<String>,
+    /// Detector and baseline options.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// `minewatch baseline show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Baseline state directory [default: ./minewatch-state].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also list the keys of every set (not the internal rate sets).
+    #[arg(long)]
+    pub keys: bool,
+}
+
+/// `minewatch baseline export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Baseline state directory [default: ./minewatch-state].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Output file, or - for stdout [default: -].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<String>,
+    /// Export only this tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
+}
+
+/// `minewatch baseline import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Baseline state directory [default: ./minewatch-state].
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// An export file, or - for stdin.
+    #[arg(long, short, value_name = "PATH")]
+    pub input: String,
+}
+
+/// `minewatch detections`.
+#[derive(Debug, Args)]
+pub struct DetectionsArgs {
+    /// Print the full description (catalogue, subscription, fields, default settings) as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Describe this component instead of the built-in one.
+    #[arg(long, value_name = "FILE.wasm")]
+    pub component: Option<PathBuf>,
+}
+
+/// `minewatch validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+}
+
+/// `minewatch generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Where to write: a file (ndjson, eventbridge, garbage) or a directory (s3).
+    #[arg(long, short, value_name = "PATH")]
+    pub output: PathBuf,
+    /// Layout of the output.
+    #[arg(long, value_enum, default_value = "ndjson")]
+    pub layout: LayoutArg,
+    /// Days of activity.
+    #[arg(long, default_value_t = 45)]
+    pub days: u32,
+    /// Random seed; the same seed gives the same bytes.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Average events per day.
+    #[arg(long, default_value_t = 1000)]
+    pub events_per_day: u32,
+    /// Leave the incidents out (normal activity only).
+    #[arg(long)]
+    pub no_incidents: bool,
+    /// Also write the expected alerts (detection, key) as NDJSON here.
+    #[arg(long, value_name = "FILE")]
+    pub expected: Option<PathBuf>,
+}
+
+/// Output layouts of `generate`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LayoutArg {
+    /// One record per line.
+    Ndjson,
+    /// CloudTrail's S3 delivery layout of gzipped {"Records":[...]} files.
+    S3,
+    /// NDJSON of EventBridge envelopes.
+    Eventbridge,
+    /// NDJSON with garbage lines mixed in.
+    Garbage,
+}

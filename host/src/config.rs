@@ -1,0 +1,125 @@
+//! The TOML configuration file, and building everything it names before input is read.
+//!
+//! Every key is optional; command-line flags override the file. The `[detector]` table
+//! is handed to the detector's `configure` as JSON, so the detector itself validates
+//! its settings and names the offending one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use crate::alert::Format;
+
+/// Which build of the detection logic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The WebAssembly component in the wasmtime sandbox.
+    #[default]
+    Component,
+    /// The same Rust logic compiled into the host (no sandbox; for comparison).
+    Native,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Tenant name: the namespace of the baselines, and the `tenant` of every alert.
+    pub tenant: String,
+    /// Directory of the durable baseline store.
+    pub state_dir: PathBuf,
+    /// Keep baselines in memory only (nothing survives the run).
+    pub memory: bool,
+    /// A detector component to run instead of the built-in one.
+    pub component: Option<PathBuf>,
+    /// Run the component or the native build of the built-in detections.
+    pub engine: EngineKind,
+    /// Alert format.
+    pub format: Format,
+    /// Events handed to the detector per call.
+    pub batch_events: usize,
+    /// Longest NDJSON record accepted; longer lines are skipped as `oversized`.
+    pub max_record_bytes: usize,
+    /// Flush pending alerts and baselines after this long without input.
+    pub idle_flush_ms: u64,
+    /// Detector settings (see `minewatch detections --json` for the defaults).
+    pub detector: toml::Table,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            tenant: "default".into(),
+            state_dir: PathBuf::from("minewatch-state"),
+            memory: false,
+            component: None,
+            engine: EngineKind::Component,
+            format: Format::Native,
+            batch_events: 512,
+            max_record_bytes: 1 << 20,
+            idle_flush_ms: 1000,
+            detector: toml::Table::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and parses a configuration file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or is not valid TOML for this schema (unknown keys included).
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks the values serde cannot.
+    ///
+    /// # Errors
+    /// A value out of range, named.
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(self.batch_events > 0, "batch_events must be at least 1");
+        anyhow::ensure!(
+            self.max_record_bytes >= 1024,
+            "max_record_bytes must be at least 1024"
+        );
+        anyhow::ensure!(!self.tenant.is_empty(), "tenant must not be empty");
+        Ok(())
+    }
+
+    /// The `[detector]` table as the JSON object `configure` takes.
+    pub fn detector_settings(&self) -> String {
+        serde_json::to_string(&self.detector).expect("TOML tables convert to JSON")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = toml::from_str::<Config>("batch_event = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("batch_event"), "{err}");
+    }
+
+    #[test]
+    fn detector_table_becomes_json() {
+        let config: Config = toml::from_str(
+            "tenant = \"acme\"\n[detector]\nidentity = \"arn\"\n[detector.launch_spike]\nk = 3.5\n",
+        )
+        .unwrap();
+        assert_eq!(config.tenant, "acme");
+        let json: serde_json::Value = serde_json::from_str(&config.detector_settings()).unwrap();
+        assert_eq!(json["identity"], "arn");
+        assert_eq!(json["launch_spike"]["k"], 3.5);
+    }
+}

@@ -1,0 +1,290 @@
+//! Reading CloudTrail records from files, directories and stdin.
+//!
+//! Every input is sniffed rather than trusted by name: gzip by its magic bytes; then
+//! NDJSON (one record per line, the only streaming shape), or a whole document:
+//! CloudTrail's `{"Records":[...]}` delivery file, a JSON array, a single record, or
+//! concatenated objects. EventBridge envelopes (`detail-type` + `detail`) are unwrapped
+//! wherever a record may stand. What cannot be read as a record is reported to the
+//! [`Visitor`] as a [`Skip`] with its location, and reading goes on.
+
+mod sniff;
+mod thread;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use flate2::read::MultiGzDecoder;
+use serde_json::Value;
+
+pub use sniff::read_stream;
+pub use thread::{Consumer, Input, Item, drain, spawn_reader};
+
+/// File name endings read when a directory is given.
+pub const EXTENSIONS: [&str; 9] = [
+    ".json",
+    ".json.gz",
+    ".ndjson",
+    ".ndjson.gz",
+    ".jsonl",
+    ".jsonl.gz",
+    ".log",
+    ".log.gz",
+    ".json.cloudtrail",
+];
+
+/// Where a record came from, for logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// File path, or `-` for stdin.
+    pub source: Arc<str>,
+    /// 1-based line, when known.
+    pub line: Option<u64>,
+    /// 1-based position inside a document (`Records` entry, array element), when relevant.
+    pub record: Option<u64>,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.source)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if let Some(record) = self.record {
+            write!(f, " (record {record})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why input was skipped; a small fixed set, so it can label metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SkipReason {
+    /// Not JSON, or truncated.
+    InvalidJson,
+    /// Longer than the record size limit.
+    Oversized,
+    /// JSON, but not an object (a number, a string, ...).
+    NotAnObject,
+    /// An object without `eventSource`/`eventName` (not a CloudTrail record).
+    NotCloudTrail,
+    /// A file or stream with no records at all.
+    EmptyInput,
+}
+
+impl SkipReason {
+    /// The label used in logs, summaries and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::InvalidJson => "invalid-json",
+            SkipReason::Oversized => "oversized",
+            SkipReason::NotAnObject => "not-an-object",
+            SkipReason::NotCloudTrail => "not-cloudtrail",
+            SkipReason::EmptyInput => "empty-input",
+        }
+    }
+}
+
+/// Something skipped while reading.
+#[derive(Debug, Clone)]
+pub struct Skip {
+    /// Why.
+    pub reason: SkipReason,
+    /// What exactly, for the log.
+    pub detail: String,
+    /// Where.
+    pub location: Location,
+}
+
+/// Receives what the readers find.
+pub trait Visitor {
+    /// A CloudTrail record (envelopes already unwrapped).
+    ///
+    /// # Errors
+    /// Processing failed in a way that must stop reading (an output or the store failed).
+    fn record(&mut self, record: Value, location: Location) -> Result<()>;
+    /// Input that is not a record.
+    fn skip(&mut self, skip: Skip);
+}
+
+/// Limits applied while reading.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOptions {
+    /// Records (NDJSON lines) longer than this are skipped as [`SkipReason::Oversized`].
+    pub max_record_bytes: usize,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            max_record_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Lists the files an `--input` names: the file itself, or a directory's matching
+/// files, recursively, in delivery order (the `YYYYMMDDTHHMMZ` stamp of CloudTrail
+/// file names, then path), so records arrive roughly in time order.
+///
+/// # Errors
+/// The path does not exist or a directory cannot be listed.
+pub fn list_files(path: &Path) -> Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(path)
+        .with_context(|| format!("failed to read input {}", path.display()))?;
+    if !meta.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(path).follow_links(true) {
+        let entry =
+            entry.with_context(|| format!("failed to list input directory {}", path.display()))?;
+        let name = entry.file_name().to_string_lossy();
+        if entry.file_type().is_file() && EXTENSIONS.iter().any(|ext| name.ends_with(ext)) {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort_by_cached_key(|p| (delivery_stamp(p), p.clone()));
+    Ok(files)
+}
+
+/// The `YYYYMMDDTHHMMZ` stamp in a CloudTrail delivery file name, if any.
+fn delivery_stamp(path: &Path) -> Option<String> {
+    let name = path.file_name()?.to_str()?;
+    name.split('_')
+        .find(|part| {
+            let b = part.as_bytes();
+            b.len() == 14
+                && b[8] == b'T'
+                && b[13] == b'Z'
+                && b[..8].iter().chain(&b[9..13]).all(u8::is_ascii_digit)
+        })
+        .map(str::to_string)
+}
+
+/// Reads one file (gzip or not) into the visitor.
+///
+/// # Errors
+/// The file cannot be opened or read, or the visitor failed.
+pub fn read_file(path: &Path, options: ReadOptions, visitor: &mut dyn Visitor) -> Result<()> {
+    let file =
+        File::open(path).with_context(|| format!("failed to open input {}", path.display()))?;
+    let source: Arc<str> = path.display().to_string().into();
+    read_stream(
+        BufReader::with_capacity(1 << 16, file),
+        source,
+        options,
+        visitor,
+    )
+    .with_context(|| format!("failed to read input {}", path.display()))
+}
+
+/// Reads stdin into the visitor.
+///
+/// # Errors
+/// Reading failed, or the visitor failed.
+pub fn read_stdin(options: ReadOptions, visitor: &mut dyn Visitor) -> Result<()> {
+    let stdin = io::stdin().lock();
+    read_stream(
+        BufReader::with_capacity(1 << 16, stdin),
+        "-".into(),
+        options,
+        visitor,
+    )
+    .context("failed to read standard input")
+}
+
+/// Wraps a reader in a gzip decoder when it starts with the gzip magic bytes.
+fn maybe_gunzip<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn BufRead + 'a>> {
+    let head = reader.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(BufReader::with_capacity(
+            1 << 16,
+            MultiGzDecoder::new(reader),
+        )))
+    } else {
+        Ok(Box::new(reader))
+    }
+}
+
+/// Hands the records inside one JSON value to the visitor, unwrapping delivery files,
+/// arrays and EventBridge envelopes. Returns how many records it found.
+fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
+    match value {
+        Value::Object(mut map) => {
+            if let Some(Value::Array(records)) = map.remove("Records") {
+                return visit_elements(records, location, visitor);
+            }
+            if map.contains_key("detail-type")
+                && let Some(detail @ Value::Object(_)) = map.remove("detail")
+            {
+                return visit_value(detail, location, visitor);
+            }
+            if map.contains_key("eventName") || map.contains_key("eventSource") {
+                visitor.record(Value::Object(map), location.clone())?;
+                return Ok(1);
+            }
+            let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
+            visitor.skip(Skip {
+                reason: SkipReason::NotCloudTrail,
+                detail: format!(
+                    "an object without eventSource or eventName (keys: {})",
+                    keys.join(", ")
+                ),
+                location: location.clone(),
+            });
+            Ok(0)
+        }
+        Value::Array(items) => visit_elements(items, location, visitor),
+        other => {
+            visitor.skip(Skip {
+                reason: SkipReason::NotAnObject,
+                detail: format!("a JSON {} instead of a record", kind(&other)),
+                location: location.clone(),
+            });
+            Ok(0)
+        }
+    }
+}
+
+fn visit_elements(
+    items: Vec<Value>,
+    location: &Location,
+    visitor: &mut dyn Visitor,
+) -> Result<u64> {
+    let mut found = 0;
+    for (i, item) in items.into_iter().enumerate() {
+        let at = Location {
+            record: Some(i as u64 + 1),
+            ..location.clone()
+        };
+        found += match item {
+            Value::Array(_) => {
+                visitor.skip(Skip {
+                    reason: SkipReason::NotAnObject,
+                    detail: "a nested array instead of a record".into(),
+                    location: at,
+                });
+                0
+            }
+            item => visit_value(item, &at, visitor)?,
+        };
+    }
+    Ok(found)
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,357 @@
+//! The `minewatch` command: parses the command line and runs one subcommand.
+
+mod cli;
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use minewatch::config::{Config, EngineKind};
+use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
+use minewatch::pipeline::{Pipeline, PipelineOptions};
+use minewatch::runtime::SharedStore;
+use minewatch::scenario::{self, Layout, Spec};
+use minewatch::sinks::{AlertSink, FileSink, StdoutSink};
+use minewatch::store::BaselineStore;
+use minewatch::summary::RunSummary;
+use minewatch::{build_detector, share};
+
+use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MINEWATCH_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match dispatch(cli.command) {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("minewatch: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn dispatch(command: Command) -> Result<ExitCode> {
+    match command {
+        Command::Run(args) => {
+            let mut config = resolve(&args.detector)?;
+            if let Some(format) = args.format {
+                config.format = format;
+            }
+            let sink: Box<dyn AlertSink> = match args.output.as_deref() {
+                None | Some("-") => Box::new(StdoutSink::new()),
+                Some(path) => Box::new(FileSink::open(Path::new(path))?),
+            };
+            let summary = process(&config, &args.input, vec![sink], false)?;
+            Ok(exit_code(&summary))
+        }
+        Command::Baseline(BaselineCommand::Build(args)) => {
+            let config = resolve(&args.detector)?;
+            let summary = process(&config, &args.input, Vec::new(), true)?;
+            Ok(exit_code(&summary))
+        }
+        Command::Baseline(BaselineCommand::Show(args)) => {
+            show(&state_dir(args.state), args.json, args.keys)
+        }
+        Command::Baseline(BaselineCommand::Export(args)) => {
+            let store = BaselineStore::open(&state_dir(args.state))?;
+            let mut out: Box<dyn Write> = match args.output.as_deref() {
+                None | Some("-") => Box::new(std::io::stdout().lock()),
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("failed to create {path}"))?,
+                ),
+            };
+            let entries = store.export(args.tenant.as_deref(), &mut out)?;
+            out.flush()?;
+            eprintln!("minewatch: exported {entries} baseline entries");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Baseline(BaselineCommand::Import(args)) => {
+            let mut store = BaselineStore::open(&state_dir(args.state))?;
+            let mut input: Box<dyn BufRead> = if args.input == "-" {
+                Box::new(std::io::stdin().lock())
+            } else {
+                let file = std::fs::File::open(&args.input)
+                    .with_context(|| format!("failed to open {}", args.input))?;
+                Box::new(BufReader::new(file))
+            };
+            let summary = store
+                .import(&mut input)
+                .with_context(|| format!("failed to import {}", args.input))?;
+            store.commit()?;
+            eprintln!(
+                "minewatch: imported {} entries ({} sightings)",
+                summary.entries, summary.sightings
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detections(args) => detections(args.component.as_deref(), args.json),
+        Command::Validate(args) => validate(&args.config),
+        Command::Generate(args) => generate(args),
+    }
+}
+
+fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    flag.unwrap_or_else(|| Config::default().state_dir)
+}
+
+/// The configuration file (if any) with the command-line flags applied over it.
+fn resolve(args: &DetectorArgs) -> Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(state) = &args.state {
+        config.state_dir = state.clone();
+        config.memory = false;
+    }
+    if args.memory {
+        config.memory = true;
+    }
+    if let Some(component) = &args.component {
+        config.component = Some(component.clone());
+    }
+    if let Some(engine) = args.engine {
+        config.engine = engine;
+    }
+    if let Some(tenant) = &args.tenant {
+        config.tenant = tenant.clone();
+    }
+    config.check()?;
+    Ok(config)
+}
+
+fn open_store(config: &Config) -> Result<SharedStore> {
+    let store = if config.memory {
+        BaselineStore::in_memory()
+    } else {
+        BaselineStore::open(&config.state_dir)?
+    };
+    Ok(share(store))
+}
+
+/// Runs the inputs through a pipeline to the sinks (or learning only) and prints the summary.
+fn process(
+    config: &Config,
+    inputs: &[String],
+    sinks: Vec<Box<dyn AlertSink>>,
+    learn_only: bool,
+) -> Result<RunSummary> {
+    let baselines = open_store(config)?;
+    let detector = build_detector(
+        config.engine,
+        config.component.as_deref(),
+        &config.detector_settings(),
+        baselines.clone(),
+    )?;
+    let options = PipelineOptions {
+        tenant: config.tenant.clone(),
+        batch_events: config.batch_events,
+        learn_only,
+        format: config.format,
+    };
+    let mut pipeline = Pipeline::new(detector, baselines, sinks, options)?;
+    let inputs: Vec<Input> = if inputs.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        inputs.iter().map(|i| Input::from(i.as_str())).collect()
+    };
+    let read = ReadOptions {
+        max_record_bytes: config.max_record_bytes,
+    };
+    let (rx, reader) = spawn_reader(inputs, read);
+    drain(
+        rx,
+        Duration::from_millis(config.idle_flush_ms),
+        &mut pipeline,
+    )?;
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
+    let summary = pipeline.finish()?;
+    eprint!("{summary}");
+    Ok(summary)
+}
+
+fn exit_code(summary: &RunSummary) -> ExitCode {
+    if summary.unreadable_inputs > 0 {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn show(dir: &Path, json: bool, keys: bool) -> Result<ExitCode> {
+    if !dir.join("baselines.redb").exists() {
+        anyhow::bail!(
+            "no baselines in {} (run `minewatch baseline build` or `minewatch run` first)",
+            dir.display()
+        );
+    }
+    let store = BaselineStore::open(dir)?;
+    let sets = store.sets();
+    let visible = |set: &str| !set.contains("rate/");
+    if json {
+        let out: Vec<serde_json::Value> = sets
+            .iter()
+            .map(|s| {
+                let mut v = serde_json::to_value(s).expect("summaries serialize");
+                if keys && visible(&s.set) {
+                    v["entries"] = serde_json::json!(store
+                        .keys(&s.tenant, &s.set)
+                        .iter()
+                        .map(|(k, s)| serde_json::json!({"key": k, "first_seen": minewatch_guest::time::format_time(s.first_seen), "last_seen": minewatch_guest::time::format_time(s.last_seen), "count": s.count}))
+                        .collect::<Vec<_>>());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<10} {:<40} {:>8}  {:<20}  {:<20}",
+        "TENANT", "SET", "KEYS", "LEARNING SINCE", "LATEST"
+    );
+    for s in &sets {
+        println!(
+            "{:<10} {:<40} {:>8}  {:<20}  {:<20}",
+            s.tenant,
+            s.set,
+            s.keys,
+            s.learning_start.as_deref().unwrap_or("-"),
+            s.latest.as_deref().unwrap_or("-")
+        );
+        if keys && visible(&s.set) {
+            for (key, sighting) in store.keys(&s.tenant, &s.set) {
+                println!(
+                    "    {key}  first {}  last {}  x{}",
+                    minewatch_guest::time::format_time(sighting.first_seen),
+                    minewatch_guest::time::format_time(sighting.last_seen),
+                    sighting.count
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn detections(component: Option<&Path>, json: bool) -> Result<ExitCode> {
+    let detector = build_detector(
+        EngineKind::Component,
+        component,
+        "{}",
+        share(BaselineStore::in_memory()),
+    )?;
+    let info = detector.info();
+    if json {
+        let mut value = serde_json::to_value(info)?;
+        value["default_settings"] =
+            serde_json::from_str(&info.default_settings).unwrap_or(serde_json::Value::Null);
+        println!("{}", serde_json::to_string_pretty(&value)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} {}", info.name, info.version);
+    for d in &info.detections {
+        println!(
+            "{:<26} {:<8} risk {:>3}  {:<20} {}\n{:<26} splunk {}",
+            d.slug,
+            format!("{:?}", d.severity).to_lowercase(),
+            d.risk_score,
+            d.mitre_attack.join(","),
+            d.name,
+            "",
+            d.splunk_id
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(path: &Path) -> Result<ExitCode> {
+    let mut problems = Vec::new();
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("minewatch: {error:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if let Err(error) = build_detector(
+        config.engine,
+        config.component.as_deref(),
+        &config.detector_settings(),
+        share(BaselineStore::in_memory()),
+    ) {
+        problems.push(format!("{error:#}"));
+    }
+    if !config.memory
+        && let Err(error) = BaselineStore::open(&config.state_dir)
+    {
+        problems.push(format!("{error:#}"));
+    }
+    if problems.is_empty() {
+        eprintln!("minewatch: {} is valid", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for problem in &problems {
+        eprintln!("minewatch: {problem}");
+    }
+    Ok(ExitCode::from(1))
+}
+
+fn generate(args: cli::GenerateArgs) -> Result<ExitCode> {
+    let spec = Spec {
+        seed: args.seed,
+        days: args.days,
+        events_per_day: args.events_per_day,
+        incidents: !args.no_incidents,
+        ..Spec::default()
+    };
+    let layout = match args.layout {
+        LayoutArg::Ndjson => Layout::Ndjson,
+        LayoutArg::S3 => Layout::S3Archive,
+        LayoutArg::Eventbridge => Layout::EventBridge,
+        LayoutArg::Garbage => Layout::NdjsonWithGarbage,
+    };
+    let scenario = scenario::generate(&spec);
+    let written = scenario::write(&scenario, layout, &args.output)?;
+    if let Some(path) = &args.expected {
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("failed to create {}", path.display()))?,
+        );
+        for alert in &scenario.expected {
+            serde_json::to_writer(&mut out, alert)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()?;
+    }
+    eprintln!(
+        "minewatch: wrote {} records ({} garbage lines) in {} files to {}; {} alerts expected",
+        written.records,
+        written.garbage_lines,
+        written.files,
+        args.output.display(),
+        scenario.expected.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

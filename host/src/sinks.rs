@@ -1,0 +1,143 @@
+//! Where alerts go: stdout or an NDJSON file.
+//!
+//! A sink buffers lines and makes them durable at [`AlertSink::flush`], which the
+//! pipeline calls before committing the baselines of the same batch: a crash between
+//! the two repeats an alert rather than losing it.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+
+/// Receives rendered alerts.
+pub trait AlertSink: Send {
+    /// Queues one alert.
+    ///
+    /// # Errors
+    /// Writing failed.
+    fn write(&mut self, alert: &Value) -> Result<()>;
+    /// Makes everything queued durable (file: written and fsynced; stdout: flushed).
+    ///
+    /// # Errors
+    /// Writing or syncing failed.
+    fn flush(&mut self) -> Result<()>;
+}
+
+/// Alerts to standard output, one JSON object per line.
+pub struct StdoutSink {
+    out: BufWriter<std::io::Stdout>,
+}
+
+impl StdoutSink {
+    /// A sink on the process's stdout.
+    pub fn new() -> StdoutSink {
+        StdoutSink {
+            out: BufWriter::new(std::io::stdout()),
+        }
+    }
+}
+
+impl Default for StdoutSink {
+    fn default() -> Self {
+        StdoutSink::new()
+    }
+}
+
+impl AlertSink for StdoutSink {
+    fn write(&mut self, alert: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.out, alert)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.out.flush()?;
+        Ok(())
+    }
+}
+
+/// Alerts appended to an NDJSON file, fsynced at every flush.
+pub struct FileSink {
+    path: PathBuf,
+    out: BufWriter<File>,
+    pending: bool,
+}
+
+impl FileSink {
+    /// Opens `path` for appending, creating it and its directory.
+    ///
+    /// # Errors
+    /// The file cannot be created or opened.
+    pub fn open(path: &Path) -> Result<FileSink> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("failed to create {}", dir.display()))?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("failed to open alert output {}", path.display()))?;
+        Ok(FileSink {
+            path: path.to_path_buf(),
+            out: BufWriter::new(file),
+            pending: false,
+        })
+    }
+}
+
+impl AlertSink for FileSink {
+    fn write(&mut self, alert: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.out, alert)?;
+        self.out.write_all(b"\n")?;
+        self.pending = true;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if !self.pending {
+            return Ok(());
+        }
+        self.out
+            .flush()
+            .with_context(|| format!("failed to write {}", self.path.display()))?;
+        self.out
+            .get_ref()
+            .sync_data()
+            .with_context(|| format!("failed to sync {}", self.path.display()))?;
+        self.pending = false;
+        Ok(())
+    }
+}
+
+/// Alerts collected in memory, for embedding and tests; clones share one list.
+#[derive(Debug, Default, Clone)]
+pub struct MemorySink {
+    alerts: std::sync::Arc<std::sync::Mutex<Vec<Value>>>,
+}
+
+impl MemorySink {
+    /// Every alert written so far, in order.
+    pub fn alerts(&self) -> Vec<Value> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl AlertSink for MemorySink {
+    fn write(&mut self, alert: &Value) -> Result<()> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(alert.clone());
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

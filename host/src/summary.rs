@@ -1,0 +1,82 @@
+//! What a run saw: counts by outcome, the skip log, and the end-of-run summary.
+//!
+//! Skips are logged with their location: the first [`SKIP_LOG_LIMIT`] at WARN, the rest
+//! at DEBUG, so a file full of garbage cannot flood the log; every skip is counted.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// Skips logged at WARN before the rest go to DEBUG.
+pub const SKIP_LOG_LIMIT: u64 = 50;
+
+/// Counters of one run.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct RunSummary {
+    /// Records decoded from the inputs.
+    pub records: u64,
+    /// Records the detector does not subscribe to, dropped before the call.
+    pub unsubscribed: u64,
+    /// Records handed to the detector.
+    pub processed: u64,
+    /// Processed records that were failed calls (errorCode set).
+    pub failed_calls: u64,
+    /// Skips by reason (input and detector reasons).
+    pub skipped: BTreeMap<String, u64>,
+    /// Alerts by detection.
+    pub alerts: BTreeMap<String, u64>,
+    /// Inputs that could not be read at all.
+    pub unreadable_inputs: u64,
+}
+
+impl RunSummary {
+    /// Total skips.
+    pub fn total_skipped(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    /// Total alerts.
+    pub fn total_alerts(&self) -> u64 {
+        self.alerts.values().sum()
+    }
+
+    /// Counts a skip and logs it with its location.
+    pub fn skip(&mut self, reason: &str, detail: &str, location: &dyn fmt::Display) {
+        *self.skipped.entry(reason.to_string()).or_insert(0) += 1;
+        let total = self.total_skipped();
+        if total <= SKIP_LOG_LIMIT {
+            tracing::warn!(%reason, %location, "Skipped input: {detail}.");
+            if total == SKIP_LOG_LIMIT {
+                tracing::warn!("Further skips are counted and logged at debug level only.");
+            }
+        } else {
+            tracing::debug!(%reason, %location, "Skipped input: {detail}.");
+        }
+    }
+}
+
+impl fmt::Display for RunSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "minewatch: {} records read, {} for the detector ({} failed calls), {} not subscribed, {} skipped, {} alerts",
+            self.records,
+            self.processed,
+            self.failed_calls,
+            self.unsubscribed,
+            self.total_skipped(),
+            self.total_alerts()
+        )?;
+        for (reason, n) in &self.skipped {
+            writeln!(f, "  skipped {reason}: {n}")?;
+        }
+        for (detection, n) in &self.alerts {
+            writeln!(f, "  alerts {detection}: {n}")?;
+        }
+        if self.unreadable_inputs > 0 {
+            writeln!(f, "  unreadable inputs: {}", self.unreadable_inputs)?;
+        }
+        Ok(())
+    }
+}
