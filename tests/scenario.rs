@@ -1,0 +1,101 @@
+//! The independent 45-day scenario, in every input layout: every expected alert exactly once.
+
+use std::collections::BTreeSet;
+
+use crate::util::{alerts, command, setup, unique_pairs};
+
+fn expected(path: &std::path::Path) -> BTreeSet<(String, String)> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["detection"].as_str().unwrap().to_string(),
+                v["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn check(layout: &str, output: &str) {
+    let (dir, mut cmd) = setup();
+    // An independent seed from the bundled sample; 300 events a day keeps the S3 archive small.
+    cmd.args([
+        "generate",
+        "--days",
+        "45",
+        "--seed",
+        "11",
+        "--events-per-day",
+        "300",
+        "--layout",
+        layout,
+    ])
+    .args(["--output", output, "--expected", "expected.ndjson"])
+    .ok(&dir);
+    let want = expected(&dir.join("expected.ndjson"));
+    assert!(want.len() >= 8, "the scenario injects incidents: {want:?}");
+    let mut run = command(&dir);
+    let out = run
+        .args(["run", "--memory", "--input"])
+        .args([dir.join(output)])
+        .ok(&dir);
+    let got = unique_pairs(&alerts(&out.stdout));
+    assert_eq!(got, want, "layout {layout}");
+}
+
+#[test]
+fn ndjson() {
+    check("ndjson", "scenario.ndjson");
+}
+
+#[test]
+fn s3_delivery_archive() {
+    check("s3", "archive");
+}
+
+#[test]
+fn eventbridge_envelopes() {
+    check("eventbridge", "events.ndjson");
+}
+
+#[test]
+fn ndjson_with_garbage() {
+    check("garbage", "dirty.ndjson");
+}
+
+#[test]
+fn the_bundled_sample_is_the_generated_scenario_and_gives_its_alerts() {
+    let (dir, mut cmd) = setup();
+    cmd.args([
+        "generate",
+        "--events-per-day",
+        "200",
+        "--output",
+        "sample.ndjson",
+        "--expected",
+        "expected.ndjson",
+    ])
+    .ok(&dir);
+    let bundled = crate::util::data("../../examples/data/sample-trail.ndjson.gz");
+    let mut unpacked = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&bundled).unwrap()),
+        &mut unpacked,
+    )
+    .unwrap();
+    assert!(
+        unpacked == std::fs::read(dir.join("sample.ndjson")).unwrap(),
+        "examples/data/sample-trail.ndjson.gz is stale"
+    );
+    let mut run = command(&dir);
+    let out = run
+        .args(["run", "--memory", "--input"])
+        .args([&bundled])
+        .ok(&dir);
+    assert_eq!(
+        unique_pairs(&alerts(&out.stdout)),
+        expected(&dir.join("expected.ndjson"))
+    );
+}

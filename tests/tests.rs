@@ -1,0 +1,21 @@
+//! End-to-end tests: they drive the real `minewatch` binary (or the library's pipeline)
+//! over real-shaped CloudTrail data.
+
+mod util;
+
+/// Garbage, wrong types, huge lines, empty and unreadable inputs.
+mod bad_input;
+/// `detections`, `validate`, `baseline ...` and the output formats.
+mod cli;
+/// The conformance cases of the detection semantics, through both engines.
+mod conformance;
+/// Component and native build give identical alerts.
+mod differential;
+/// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
+mod real_data;
+/// Durable baselines: restarts and kill -9.
+mod restart;
+/// Focused behaviour of each rule and setting.
+mod rules;
+/// The generated 45-day scenario in every input layout.
+mod scenario;

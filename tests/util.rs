@@ -1,0 +1,221 @@
+//! Helpers for driving the `minewatch` binary in tests.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+/// A temporary directory for one test, removed when dropped.
+pub struct Dir {
+    tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    /// The directory's path.
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// A path inside the directory.
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Writes a file inside the directory and returns its path.
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    fn listing(&self) -> String {
+        walkdir::WalkDir::new(self.path())
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|e| format!("  {}", e.path().display()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The `minewatch` binary with a clean environment, run in a test directory.
+pub struct TestCommand {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+/// A fresh directory and a command for the binary running in it.
+pub fn setup() -> (Dir, TestCommand) {
+    let dir = Dir {
+        tmp: tempfile::Builder::new()
+            .prefix("minewatch-test-")
+            .tempdir()
+            .unwrap(),
+    };
+    let cmd = command(&dir);
+    (dir, cmd)
+}
+
+/// Another command for the binary, running in an existing test directory.
+pub fn command(dir: &Dir) -> TestCommand {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minewatch"));
+    cmd.current_dir(dir.path());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("MINEWATCH_") {
+            cmd.env_remove(key);
+        }
+    }
+    TestCommand { cmd, stdin: None }
+}
+
+impl TestCommand {
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    /// Feeds these bytes on stdin.
+    pub fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    /// Runs to completion.
+    pub fn output_raw(&mut self) -> Output {
+        self.cmd.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        self.cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = self.cmd.spawn().expect("minewatch runs");
+        if let Some(bytes) = self.stdin.take() {
+            let mut stdin = child.stdin.take().unwrap();
+            std::thread::spawn(move || {
+                let _ = stdin.write_all(&bytes);
+            });
+        }
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs and asserts the exit status, printing everything on failure.
+    pub fn assert_exit(&mut self, dir: &Dir, code: i32) -> Output {
+        let out = self.output_raw();
+        if out.status.code() != Some(code) {
+            panic!(
+                "\n\nexpected exit {code}, got {:?}\ncommand: {:?}\ndir:\n{}\n\nstdout:\n{}\nstderr:\n{}\n",
+                out.status,
+                self.cmd,
+                dir.listing(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        out
+    }
+
+    /// Runs and asserts success.
+    pub fn ok(&mut self, dir: &Dir) -> Output {
+        self.assert_exit(dir, 0)
+    }
+}
+
+/// A file under `tests/data`.
+pub fn data(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(path)
+}
+
+/// A path under the team's `shared/` folder beside the checkout, when it is there.
+pub fn shared(path: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared")
+        .join(path);
+    p.exists().then_some(p)
+}
+
+/// Alerts printed as NDJSON.
+pub fn alerts(stdout: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert is not JSON ({e}): {l}")))
+        .collect()
+}
+
+/// `(detection, key)` of each alert, in order.
+pub fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a["detection"].as_str().unwrap().to_string(),
+                a["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `(detection, key)` pairs as a set, asserting none repeats.
+pub fn unique_pairs(alerts: &[Value]) -> BTreeSet<(String, String)> {
+    let list = pairs(alerts);
+    let set: BTreeSet<_> = list.iter().cloned().collect();
+    assert_eq!(set.len(), list.len(), "an alert repeats: {list:#?}");
+    set
+}
+
+/// A line of the end-of-run summary on stderr, e.g. `skipped invalid-json: 3`.
+pub fn summary_count(stderr: &[u8], label: &str) -> Option<u64> {
+    String::from_utf8_lossy(stderr).lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix(label)?.strip_prefix(": ")?.parse().ok()
+    })
+}
+
+/// A CloudTrail RunInstances record (successful unless `error` is set).
+pub fn launch(
+    time: &str,
+    arn: &str,
+    region: &str,
+    ami: &str,
+    instance_type: &str,
+    id: &str,
+) -> Value {
+    let account = arn.split(':').nth(4).unwrap_or("111122223333");
+    let (kind, issuer) = if arn.contains(":assumed-role/") {
+        let role = arn.split('/').nth(1).unwrap();
+        (
+            "AssumedRole",
+            serde_json::json!({"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{account}:role/{role}"), "accountId": account, "userName": role}}),
+        )
+    } else {
+        ("IAMUser", Value::Null)
+    };
+    serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": kind, "arn": arn, "accountId": account, "sessionContext": issuer},
+        "eventTime": time,
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances",
+        "awsRegion": region,
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": {"instancesSet": {"items": [{"imageId": ami, "minCount": 1, "maxCount": 1}]}, "instanceType": instance_type},
+        "responseElements": {"instancesSet": {"items": [{"instanceId": format!("i-{id}"), "imageId": ami, "instanceType": instance_type}]}},
+        "eventID": id,
+        "recipientAccountId": account,
+    })
+}
+
+/// Records as NDJSON text.
+pub fn ndjson(records: &[Value]) -> String {
+    records.iter().map(|r| format!("{r}\n")).collect()
+}
