@@ -8,7 +8,7 @@ use crate::model::{Sighting, Timestamp};
 /// What a first-seen set knew when a key was observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Observed {
-    /// The key's state before this observation, even when it was forgotten.
+    /// The key's state before this observation, including a forgotten one the host still holds.
     pub previous: Option<Sighting>,
     /// True when the key was absent or forgotten.
     pub is_new: bool,

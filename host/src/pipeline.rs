@@ -6,8 +6,6 @@
 //! and at the end; a flush writes and syncs the alerts first and commits the baselines
 //! second, so a crash in between repeats alerts instead of losing them.
 
-use std::collections::HashSet;
-
 use anyhow::Result;
 use minewatch_guest::projection::{FieldPath, project};
 use minewatch_guest::{DetectorInfo, Event};
@@ -46,7 +44,8 @@ impl Default for PipelineOptions {
 /// One detector with its baselines and outputs.
 pub struct Pipeline {
     detector: Box<dyn DetectorEngine>,
-    subscriptions: HashSet<(String, String)>,
+    /// (eventSource, eventName) pairs; a handful, so a scan beats hashing.
+    subscriptions: Vec<(String, String)>,
     paths: Vec<FieldPath>,
     baselines: SharedStore,
     renderer: Renderer,

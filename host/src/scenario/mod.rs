@@ -27,18 +27,11 @@ use serde::{Deserialize, Serialize};
 
 pub use layout::{Layout, WriteSummary, write};
 
-/// Detection name of the previously-unseen launch region rule.
-pub const UNSEEN_REGION: &str = "ec2-unseen-region";
-/// Detection name of the previously-unseen AMI rule.
-pub const UNSEEN_AMI: &str = "ec2-unseen-ami";
-/// Detection name of the previously-unseen instance type rule.
-pub const UNSEEN_INSTANCE_TYPE: &str = "ec2-unseen-instance-type";
-/// Detection name of the previously-unseen launching principal rule.
-pub const UNSEEN_USER: &str = "ec2-unseen-user";
-/// Detection name of the per-principal launch-rate spike rule.
-pub const LAUNCH_SPIKE: &str = "ec2-launch-spike";
-/// Detection name of the per-principal launch-density spike rule.
-pub const LAUNCH_SPIKE_DENSITY: &str = "ec2-launch-spike-density";
+/// The detection slugs expected alerts name, from the detector's own catalogue.
+pub use minewatch_guest::catalog::{
+    LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY, UNSEEN_AMI, UNSEEN_INSTANCE_TYPE, UNSEEN_REGION,
+    UNSEEN_USER,
+};
 
 /// The accounts of the simulated organisation: prod, dev and shared services.
 pub const ACCOUNTS: [&str; 3] = [actors::PROD, actors::DEV, actors::SHARED];
