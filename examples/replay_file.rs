@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use minewatch::config::EngineKind;
 use minewatch::intake::{ReadOptions, read_file};
-use minewatch::pipeline::{Pipeline, PipelineOptions};
+use minewatch::pipeline::{Output, Pipeline, PipelineOptions};
 use minewatch::sinks::MemorySink;
 use minewatch::store::BaselineStore;
 
@@ -26,12 +26,8 @@ fn main() -> Result<()> {
 
     // 3. A pipeline from records to a sink that keeps the alerts in memory.
     let sink = MemorySink::default();
-    let mut pipeline = Pipeline::new(
-        detector,
-        baselines,
-        vec![Box::new(sink.clone())],
-        PipelineOptions::default(),
-    )?;
+    let outputs = vec![Output::alerts("memory", Box::new(sink.clone()))];
+    let mut pipeline = Pipeline::new(detector, baselines, outputs, PipelineOptions::default())?;
 
     // 4. Read the file (any format minewatch sniffs) into the pipeline, then flush.
     read_file(&path, ReadOptions::default(), &mut pipeline)?;

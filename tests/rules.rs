@@ -2,7 +2,7 @@
 
 use minewatch::config::EngineKind;
 use minewatch::intake::Location;
-use minewatch::pipeline::{Pipeline, PipelineOptions};
+use minewatch::pipeline::{Output, Pipeline, PipelineOptions};
 use minewatch::sinks::MemorySink;
 use minewatch::store::BaselineStore;
 use serde_json::{Value, json};
@@ -26,15 +26,20 @@ fn run(settings: Value, records: &[Value]) -> Vec<(String, String)> {
         batch_events: 7,
         ..PipelineOptions::default()
     };
-    let mut pipeline =
-        Pipeline::new(detector, store, vec![Box::new(sink.clone())], options).unwrap();
+    let mut pipeline = Pipeline::new(
+        detector,
+        store,
+        vec![Output::alerts("memory", Box::new(sink.clone()))],
+        options,
+    )
+    .unwrap();
     for (i, record) in records.iter().enumerate() {
         let location = Location {
             source: "test".into(),
             line: Some(i as u64 + 1),
             record: None,
         };
-        pipeline.push(record, location).unwrap();
+        pipeline.push(record.clone(), location).unwrap();
     }
     pipeline.finish().unwrap();
     pairs(&sink.alerts())

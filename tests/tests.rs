@@ -19,3 +19,5 @@ mod restart;
 mod rules;
 /// The generated 45-day scenario in every input layout.
 mod scenario;
+/// `serve` over HTTP: Vector-shaped batches, encodings, errors, metrics; passthrough.
+mod serve_http;

@@ -29,6 +29,8 @@ pub struct Cli {
 pub enum Command {
     /// Read CloudTrail records, run the detections, write alerts.
     Run(RunArgs),
+    /// Run as a sidecar: HTTP and Fluent Forward ingest, alerts to one or more outputs.
+    Serve(ServeArgs),
     /// Build, inspect and move baselines.
     #[command(subcommand)]
     Baseline(BaselineCommand),
@@ -61,6 +63,10 @@ pub struct DetectorArgs {
     /// Tenant whose baselines are used [default: default].
     #[arg(long)]
     pub tenant: Option<String>,
+    /// A field of each input object that holds the CloudTrail record (a JSON string such
+    /// as Fluent Bit's `log`, or an object); objects without it are read as records.
+    #[arg(long, value_name = "FIELD")]
+    pub record_field: Option<String>,
 }
 
 /// `minewatch run`.
@@ -76,6 +82,31 @@ pub struct RunArgs {
     /// Alert format.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Transform mode: write every input event, unchanged but for a `minewatch_alerts`
+    /// field on those that triggered alerts, instead of the alerts alone.
+    #[arg(long)]
+    pub passthrough: bool,
+    /// Detector and baseline options.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// `minewatch serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Listen for HTTP (`POST /events`, `/health`, `/metrics`) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<std::net::SocketAddr>,
+    /// Alert output: a file (NDJSON, appended) or - for stdout. Repeatable; replaces the
+    /// config's outputs [default: -].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Vec<String>,
+    /// Alert format of the outputs given with --output.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Outputs given with --output write every event with its alerts attached.
+    #[arg(long)]
+    pub passthrough: bool,
     /// Detector and baseline options.
     #[command(flatten)]
     pub detector: DetectorArgs,

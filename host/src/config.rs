@@ -10,6 +10,8 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::alert::Format;
+use crate::serve::outputs::OutputConfig;
+use crate::sources::http::HttpSourceConfig;
 
 /// Which build of the detection logic runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -44,8 +46,26 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// Flush pending alerts and baselines after this long without input.
     pub idle_flush_ms: u64,
+    /// A field of each input object holding the CloudTrail record (a JSON string such as
+    /// Fluent Bit's `log`, or an object); objects without it are read as records.
+    pub record_field: Option<String>,
     /// Detector settings (see `minewatch detections --json` for the defaults).
     pub detector: toml::Table,
+    /// Network sources of `serve`.
+    pub sources: SourcesConfig,
+    /// Where alerts go; `run` writes to stdout when there are none and no `--output`.
+    pub outputs: Vec<OutputConfig>,
+    /// Jobs (requests, chunks) queued in front of the pipeline before sources answer
+    /// with back-pressure.
+    pub queue_batches: usize,
+}
+
+/// The listeners of `serve`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// `POST /events` (Vector `http` sink, Fluent Bit / Fluentd `out_http`), `/health`, `/metrics`.
+    pub http: Option<HttpSourceConfig>,
 }
 
 impl Default for Config {
@@ -60,7 +80,11 @@ impl Default for Config {
             batch_events: 512,
             max_record_bytes: 1 << 20,
             idle_flush_ms: 1000,
+            record_field: None,
             detector: toml::Table::new(),
+            sources: SourcesConfig::default(),
+            outputs: Vec::new(),
+            queue_batches: 16,
         }
     }
 }
@@ -90,6 +114,7 @@ impl Config {
             "max_record_bytes must be at least 1024"
         );
         anyhow::ensure!(!self.tenant.is_empty(), "tenant must not be empty");
+        anyhow::ensure!(self.queue_batches > 0, "queue_batches must be at least 1");
         Ok(())
     }
 

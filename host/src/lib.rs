@@ -12,7 +12,9 @@
 //! - [`bindings`]: the host side of the WIT world.
 //! - [`store`]: the baseline store (hashbrown maps in front of redb).
 //! - [`alert`]: native and OCSF alert formats.
-//! - [`sinks`]: stdout and file outputs.
+//! - [`serve`]: the long-running sidecar: outputs config, the pipeline thread, shutdown.
+//! - [`sources`]: network sources (HTTP, Fluent Forward).
+//! - [`sinks`]: outputs (stdout, file, and spooled network outputs).
 //! - [`config`]: the TOML configuration.
 //! - [`summary`]: counts and the skip log.
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
@@ -25,7 +27,9 @@ pub mod intake;
 pub mod pipeline;
 pub mod runtime;
 pub mod scenario;
+pub mod serve;
 pub mod sinks;
+pub mod sources;
 pub mod store;
 pub mod summary;
 

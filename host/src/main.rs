@@ -11,10 +11,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use minewatch::config::{Config, EngineKind};
 use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
-use minewatch::pipeline::{Pipeline, PipelineOptions};
-use minewatch::runtime::SharedStore;
 use minewatch::scenario::{self, Layout, Spec};
-use minewatch::sinks::{AlertSink, FileSink, StdoutSink};
+use minewatch::serve::{self, outputs::OutputConfig};
+use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::summary::RunSummary;
 use minewatch::{build_detector, share};
@@ -56,16 +55,60 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             if let Some(format) = args.format {
                 config.format = format;
             }
-            let sink: Box<dyn AlertSink> = match args.output.as_deref() {
-                None | Some("-") => Box::new(StdoutSink::new()),
-                Some(path) => Box::new(FileSink::open(Path::new(path))?),
-            };
-            let summary = process(&config, &args.input, vec![sink], false)?;
+            if let Some(flag) = &args.output {
+                config.outputs = vec![OutputConfig::from_flag(
+                    flag,
+                    config.format,
+                    args.passthrough,
+                )];
+            } else if config.outputs.is_empty() {
+                config.outputs = vec![OutputConfig::from_flag(
+                    "-",
+                    config.format,
+                    args.passthrough,
+                )];
+            }
+            let summary = process(&config, &args.input, false)?;
             Ok(exit_code(&summary))
         }
+        Command::Serve(args) => {
+            let mut config = resolve(&args.detector)?;
+            if let Some(format) = args.format {
+                config.format = format;
+            }
+            if let Some(listen) = args.http {
+                config
+                    .sources
+                    .http
+                    .get_or_insert_with(HttpSourceConfig::default)
+                    .listen = listen;
+            }
+            if !args.output.is_empty() {
+                config.outputs = args
+                    .output
+                    .iter()
+                    .map(|flag| OutputConfig::from_flag(flag, config.format, args.passthrough))
+                    .collect();
+            } else if config.outputs.is_empty() {
+                config.outputs = vec![OutputConfig::from_flag(
+                    "-",
+                    config.format,
+                    args.passthrough,
+                )];
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .context("failed to start the async runtime")?;
+            let summary = runtime.block_on(serve::serve(config, serve::signal()))?;
+            eprint!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Baseline(BaselineCommand::Build(args)) => {
-            let config = resolve(&args.detector)?;
-            let summary = process(&config, &args.input, Vec::new(), true)?;
+            let mut config = resolve(&args.detector)?;
+            config.outputs.clear();
+            let summary = process(&config, &args.input, true)?;
             Ok(exit_code(&summary))
         }
         Command::Baseline(BaselineCommand::Show(args)) => {
@@ -136,40 +179,16 @@ fn resolve(args: &DetectorArgs) -> Result<Config> {
     if let Some(tenant) = &args.tenant {
         config.tenant = tenant.clone();
     }
+    if let Some(field) = &args.record_field {
+        config.record_field = Some(field.clone());
+    }
     config.check()?;
     Ok(config)
 }
 
-fn open_store(config: &Config) -> Result<SharedStore> {
-    let store = if config.memory {
-        BaselineStore::in_memory()
-    } else {
-        BaselineStore::open(&config.state_dir)?
-    };
-    Ok(share(store))
-}
-
 /// Runs the inputs through a pipeline to the sinks (or learning only) and prints the summary.
-fn process(
-    config: &Config,
-    inputs: &[String],
-    sinks: Vec<Box<dyn AlertSink>>,
-    learn_only: bool,
-) -> Result<RunSummary> {
-    let baselines = open_store(config)?;
-    let detector = build_detector(
-        config.engine,
-        config.component.as_deref(),
-        &config.detector_settings(),
-        baselines.clone(),
-    )?;
-    let options = PipelineOptions {
-        tenant: config.tenant.clone(),
-        batch_events: config.batch_events,
-        learn_only,
-        format: config.format,
-    };
-    let mut pipeline = Pipeline::new(detector, baselines, sinks, options)?;
+fn process(config: &Config, inputs: &[String], learn_only: bool) -> Result<RunSummary> {
+    let mut pipeline = serve::build_pipeline(config, learn_only)?;
     let inputs: Vec<Input> = if inputs.is_empty() {
         vec![Input::Stdin]
     } else {
@@ -178,7 +197,7 @@ fn process(
     let read = ReadOptions {
         max_record_bytes: config.max_record_bytes,
     };
-    let (rx, reader) = spawn_reader(inputs, read);
+    let (rx, reader) = spawn_reader(inputs, read, config.record_field.clone());
     drain(
         rx,
         Duration::from_millis(config.idle_flush_ms),

@@ -1,14 +1,17 @@
 //! The path of a record through minewatch: subscription filter, projection, batch,
-//! detector, alerts out, baselines committed.
+//! detector, outputs, baselines committed.
 //!
 //! Records the detector does not subscribe to are dropped after a look at two fields,
-//! before any projection. A batch is flushed when it is full, when the input goes idle,
-//! and at the end; a flush writes and syncs the alerts first and commits the baselines
-//! second, so a crash in between repeats alerts instead of losing them.
+//! before any projection (passthrough outputs still get them, unchanged, in order). A
+//! batch is flushed when it is full, when the input goes idle, at the end of a served
+//! request, and at the end; a flush writes and syncs every output first and commits the
+//! baselines second, so a crash in between repeats alerts instead of losing them.
 
-use anyhow::Result;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
 use minewatch_guest::projection::{FieldPath, project};
-use minewatch_guest::{DetectorInfo, Event};
+use minewatch_guest::{Alert, DetectorInfo, Event};
 use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
@@ -16,6 +19,9 @@ use crate::intake::{Consumer, Location, Skip, Visitor};
 use crate::runtime::{DetectorEngine, SharedStore, lock};
 use crate::sinks::AlertSink;
 use crate::summary::RunSummary;
+
+/// The field passthrough outputs add to an event: the alerts it triggered.
+pub const ALERTS_FIELD: &str = "minewatch_alerts";
 
 /// How a pipeline treats what it reads.
 #[derive(Debug, Clone)]
@@ -26,8 +32,6 @@ pub struct PipelineOptions {
     pub batch_events: usize,
     /// Learn the baselines without emitting alerts (`baseline build`).
     pub learn_only: bool,
-    /// Output format.
-    pub format: Format,
 }
 
 impl Default for PipelineOptions {
@@ -36,9 +40,38 @@ impl Default for PipelineOptions {
             tenant: "default".into(),
             batch_events: 512,
             learn_only: false,
-            format: Format::Native,
         }
     }
+}
+
+/// One destination with what it wants.
+pub struct Output {
+    /// Name for logs and metrics.
+    pub name: String,
+    /// Where items go.
+    pub sink: Box<dyn AlertSink>,
+    /// Alert format.
+    pub format: Format,
+    /// Every input event, with its alerts in [`ALERTS_FIELD`], instead of alerts alone.
+    pub passthrough: bool,
+}
+
+impl Output {
+    /// An alert output in the native format.
+    pub fn alerts(name: &str, sink: Box<dyn AlertSink>) -> Output {
+        Output {
+            name: name.to_string(),
+            sink,
+            format: Format::Native,
+            passthrough: false,
+        }
+    }
+}
+
+/// A record waiting for its batch, kept whole only for passthrough outputs.
+struct Pending {
+    record: Option<Value>,
+    event: Option<usize>,
 }
 
 /// One detector with its baselines and outputs.
@@ -48,23 +81,25 @@ pub struct Pipeline {
     subscriptions: Vec<(String, String)>,
     paths: Vec<FieldPath>,
     baselines: SharedStore,
-    renderer: Renderer,
-    sinks: Vec<Box<dyn AlertSink>>,
+    renderers: [Renderer; 2],
+    outputs: Vec<Output>,
+    passthrough: bool,
     options: PipelineOptions,
     batch: Vec<Event>,
     locations: Vec<Location>,
+    pending: Vec<Pending>,
     summary: RunSummary,
 }
 
 impl Pipeline {
-    /// Wires a configured detector to its baselines and sinks.
+    /// Wires a configured detector to its baselines and outputs.
     ///
     /// # Errors
     /// The detector declared a field path that does not parse.
     pub fn new(
         detector: Box<dyn DetectorEngine>,
         baselines: SharedStore,
-        sinks: Vec<Box<dyn AlertSink>>,
+        outputs: Vec<Output>,
         options: PipelineOptions,
     ) -> Result<Pipeline> {
         let info: &DetectorInfo = detector.info();
@@ -82,16 +117,22 @@ impl Pipeline {
                     .map(|n| (s.event_source.clone(), n.clone()))
             })
             .collect();
-        let renderer = Renderer::new(info.clone(), options.format);
+        let renderers = [
+            Renderer::new(info.clone(), Format::Native),
+            Renderer::new(info.clone(), Format::Ocsf),
+        ];
+        let passthrough = outputs.iter().any(|o| o.passthrough);
         Ok(Pipeline {
             detector,
             subscriptions,
             paths,
             baselines,
-            renderer,
-            sinks,
+            renderers,
+            outputs,
+            passthrough,
             batch: Vec::with_capacity(options.batch_events),
             locations: Vec::with_capacity(options.batch_events),
+            pending: Vec::new(),
             options,
             summary: RunSummary::default(),
         })
@@ -106,15 +147,26 @@ impl Pipeline {
     ///
     /// # Errors
     /// A flush it triggered failed (see [`Pipeline::flush`]).
-    pub fn push(&mut self, record: &Value, location: Location) -> Result<()> {
+    pub fn push(&mut self, record: Value, location: Location) -> Result<()> {
         self.summary.records += 1;
-        if !self.subscribed(record) {
+        metrics::counter!("minewatch_events_received_total").increment(1);
+        let subscribed = self.subscribed(&record);
+        if subscribed {
+            self.batch.push(project(&record, &self.paths));
+            self.locations.push(location);
+        } else {
             self.summary.unsubscribed += 1;
-            return Ok(());
+            metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
         }
-        self.batch.push(project(record, &self.paths));
-        self.locations.push(location);
-        if self.batch.len() >= self.options.batch_events {
+        if self.passthrough {
+            self.pending.push(Pending {
+                record: Some(record),
+                event: subscribed.then(|| self.batch.len() - 1),
+            });
+        }
+        if self.batch.len() >= self.options.batch_events
+            || self.pending.len() >= 8 * self.options.batch_events
+        {
             self.flush()?;
         }
         Ok(())
@@ -122,44 +174,55 @@ impl Pipeline {
 
     fn subscribed(&self, record: &Value) -> bool {
         match (record.get("eventSource"), record.get("eventName")) {
-            (Some(Value::String(source)), Some(Value::String(name))) => {
-                // Avoid allocating: the set is tiny, so scan it.
-                self.subscriptions
-                    .iter()
-                    .any(|(s, n)| s == source && n == name)
-            }
+            (Some(Value::String(source)), Some(Value::String(name))) => self
+                .subscriptions
+                .iter()
+                .any(|(s, n)| s == source && n == name),
             _ => false,
         }
     }
 
-    /// Runs the detector over the pending batch, writes and syncs its alerts, then
-    /// commits the baselines.
+    /// Runs the detector over the pending batch, writes its alerts (and passthrough
+    /// events) to every output and syncs them, then commits the baselines.
     ///
     /// # Errors
     /// An output or the baseline store failed; the alerts of this batch may have been
     /// written but its baselines are not committed, so a rerun repeats them.
     pub fn flush(&mut self) -> Result<()> {
         let pending = self.batch.len();
+        let mut alerts = Vec::new();
         if pending > 0 {
             let events = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
-            self.run_batch(events, &locations)?;
+            alerts = self.run_batch(events, &locations);
             self.locations = locations;
             self.locations.clear();
         }
-        for sink in &mut self.sinks {
-            sink.flush()?;
+        self.emit(&alerts)?;
+        for output in &mut self.outputs {
+            output.sink.flush()?;
         }
+        let started = Instant::now();
         lock(&self.baselines).commit()?;
+        metrics::histogram!("minewatch_store_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
         if pending > 0 {
-            tracing::debug!(events = pending, "Committed baselines.");
+            tracing::debug!(
+                events = pending,
+                alerts = alerts.len(),
+                "Committed baselines."
+            );
         }
         Ok(())
     }
 
-    fn run_batch(&mut self, events: Vec<Event>, locations: &[Location]) -> Result<()> {
+    /// Runs the detector; a failing detector costs its batch (counted), not the run.
+    fn run_batch(&mut self, events: Vec<Event>, locations: &[Location]) -> Vec<Alert> {
         let count = events.len() as u64;
-        let outcome = match self.detector.detect(&self.options.tenant, events) {
+        let started = Instant::now();
+        let result = self.detector.detect(&self.options.tenant, events);
+        metrics::histogram!("minewatch_guest_call_seconds").record(started.elapsed().as_secs_f64());
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
                 tracing::error!(
@@ -173,14 +236,18 @@ impl Pipeline {
                     .skipped
                     .entry("detector-trap".into())
                     .or_insert(0) += count;
-                return Ok(());
+                metrics::counter!("minewatch_events_skipped_total", "reason" => "detector-trap")
+                    .increment(count);
+                metrics::counter!("minewatch_guest_traps_total").increment(1);
+                return Vec::new();
             }
         };
         self.summary.processed += count;
         self.summary.failed_calls += u64::from(outcome.failed_calls);
+        metrics::counter!("minewatch_failed_calls_total")
+            .increment(u64::from(outcome.failed_calls));
         for skip in &outcome.skipped {
-            let location = locations.get(skip.event_index as usize);
-            let at: &dyn std::fmt::Display = match location {
+            let at: &dyn std::fmt::Display = match locations.get(skip.event_index as usize) {
                 Some(l) => l,
                 None => &"?",
             };
@@ -192,15 +259,77 @@ impl Pipeline {
                 .alerts
                 .entry(alert.detection.clone())
                 .or_insert(0) += 1;
-            if self.options.learn_only {
+            metrics::counter!("minewatch_alerts_total", "detection" => alert.detection.clone())
+                .increment(1);
+        }
+        outcome.alerts
+    }
+
+    /// Writes alerts to alert outputs, and the pending events to passthrough outputs.
+    fn emit(&mut self, alerts: &[Alert]) -> Result<()> {
+        let pending = std::mem::take(&mut self.pending);
+        if self.options.learn_only {
+            return Ok(());
+        }
+        let tenant = &self.options.tenant;
+        let rendered: Vec<[Value; 2]> = if self.outputs.is_empty() {
+            Vec::new()
+        } else {
+            alerts
+                .iter()
+                .map(|a| {
+                    [
+                        self.renderers[0].render(a, tenant),
+                        self.renderers[1].render(a, tenant),
+                    ]
+                })
+                .collect()
+        };
+        for output in &mut self.outputs {
+            let format = match output.format {
+                Format::Native => 0,
+                Format::Ocsf => 1,
+            };
+            if !output.passthrough {
+                for alert in &rendered {
+                    output.sink.write(&alert[format])?;
+                }
                 continue;
             }
-            let rendered = self.renderer.render(alert, &self.options.tenant);
-            for sink in &mut self.sinks {
-                sink.write(&rendered)?;
+            for item in &pending {
+                let Some(record) = &item.record else { continue };
+                let triggered: Vec<Value> = match item.event {
+                    Some(event) => alerts
+                        .iter()
+                        .zip(&rendered)
+                        .filter(|(a, _)| a.event_index as usize == event)
+                        .map(|(_, r)| r[format].clone())
+                        .collect(),
+                    None => Vec::new(),
+                };
+                if triggered.is_empty() {
+                    output.sink.write(record)?;
+                } else {
+                    let mut enriched = record.clone();
+                    if let Value::Object(map) = &mut enriched {
+                        map.insert(ALERTS_FIELD.to_string(), Value::Array(triggered));
+                    }
+                    output.sink.write(&enriched)?;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Refuses work while an output is full.
+    ///
+    /// # Errors
+    /// An output has no room; nothing was read or changed.
+    pub fn check_ready(&self) -> Result<()> {
+        match self.outputs.iter().find(|o| !o.sink.has_room()) {
+            Some(full) => bail!("output {} is full; retry later", full.name),
+            None => Ok(()),
+        }
     }
 
     /// Flushes what is pending and returns the summary.
@@ -215,7 +344,7 @@ impl Pipeline {
 
 impl Visitor for Pipeline {
     fn record(&mut self, record: Value, location: Location) -> Result<()> {
-        self.push(&record, location)
+        self.push(record, location)
     }
 
     fn skip(&mut self, skip: Skip) {

@@ -8,6 +8,18 @@ use std::fmt;
 
 use serde::Serialize;
 
+/// Skip reasons of the host and the built-in detector.
+pub const KNOWN_REASONS: [&str; 8] = [
+    "invalid-json",
+    "oversized",
+    "not-an-object",
+    "not-cloudtrail",
+    "empty-input",
+    "bad-time",
+    "bad-field",
+    "detector-trap",
+];
+
 /// Skips logged at WARN before the rest go to DEBUG.
 pub const SKIP_LOG_LIMIT: u64 = 50;
 
@@ -44,6 +56,13 @@ impl RunSummary {
     /// Counts a skip and logs it with its location.
     pub fn skip(&mut self, reason: &str, detail: &str, location: &dyn fmt::Display) {
         *self.skipped.entry(reason.to_string()).or_insert(0) += 1;
+        // Metric labels come from a bounded set: a custom detector's own reasons are "other".
+        let label = KNOWN_REASONS
+            .iter()
+            .find(|r| **r == reason)
+            .copied()
+            .unwrap_or("other");
+        metrics::counter!("minewatch_events_skipped_total", "reason" => label).increment(1);
         let total = self.total_skipped();
         if total <= SKIP_LOG_LIMIT {
             tracing::warn!(%reason, %location, "Skipped input: {detail}.");

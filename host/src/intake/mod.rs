@@ -108,6 +108,13 @@ pub trait Visitor {
     fn record(&mut self, record: Value, location: Location) -> Result<()>;
     /// Input that is not a record.
     fn skip(&mut self, skip: Skip);
+
+    /// A field of each incoming object that holds the CloudTrail record: a JSON string
+    /// (Fluent Bit's `log`, a syslog `message`) or an object. Objects without it are
+    /// read as records themselves.
+    fn record_field(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Limits applied while reading.
@@ -214,6 +221,11 @@ fn maybe_gunzip<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn BufRea
 fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
     match value {
         Value::Object(mut map) => {
+            if let Some(field) = visitor.record_field().map(str::to_string)
+                && let Some(inner) = map.remove(&field)
+            {
+                return visit_wrapped(inner, &field, location, visitor);
+            }
             if let Some(Value::Array(records)) = map.remove("Records") {
                 return visit_elements(records, location, visitor);
             }
@@ -246,6 +258,40 @@ fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> 
             });
             Ok(0)
         }
+    }
+}
+
+/// The record inside a configured field: parsed when it is a JSON string.
+fn visit_wrapped(
+    inner: Value,
+    field: &str,
+    location: &Location,
+    visitor: &mut dyn Visitor,
+) -> Result<u64> {
+    match inner {
+        Value::String(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(value @ Value::Object(_)) => visit_value(value, location, visitor),
+            Ok(other) => {
+                visitor.skip(Skip {
+                    reason: SkipReason::NotAnObject,
+                    detail: format!(
+                        "field {field} holds a JSON {} instead of a record",
+                        kind(&other)
+                    ),
+                    location: location.clone(),
+                });
+                Ok(0)
+            }
+            Err(error) => {
+                visitor.skip(Skip {
+                    reason: SkipReason::InvalidJson,
+                    detail: format!("field {field} is not JSON: {error}"),
+                    location: location.clone(),
+                });
+                Ok(0)
+            }
+        },
+        value => visit_value(value, location, visitor),
     }
 }
 

@@ -26,6 +26,10 @@ impl Visitor for Counting<'_> {
         self.skips += 1;
         self.inner.skip(skip);
     }
+
+    fn record_field(&self) -> Option<&str> {
+        self.inner.record_field()
+    }
 }
 
 /// Reads one stream (file or stdin), sniffing gzip and the JSON shape.

@@ -45,7 +45,7 @@ pub enum Item {
     Unreadable(anyhow::Error),
 }
 
-struct Sender(SyncSender<Item>);
+struct Sender(SyncSender<Item>, Option<String>);
 
 impl Visitor for Sender {
     fn record(&mut self, record: Value, location: Location) -> Result<()> {
@@ -57,15 +57,23 @@ impl Visitor for Sender {
     fn skip(&mut self, skip: Skip) {
         let _ = self.0.send(Item::Skip(skip));
     }
+
+    fn record_field(&self) -> Option<&str> {
+        self.1.as_deref()
+    }
 }
 
-/// Starts a thread reading `inputs` in order.
-pub fn spawn_reader(inputs: Vec<Input>, options: ReadOptions) -> (Receiver<Item>, JoinHandle<()>) {
+/// Starts a thread reading `inputs` in order; `record_field` is as in [`Visitor::record_field`].
+pub fn spawn_reader(
+    inputs: Vec<Input>,
+    options: ReadOptions,
+    record_field: Option<String>,
+) -> (Receiver<Item>, JoinHandle<()>) {
     let (tx, rx) = mpsc::sync_channel(4096);
     let handle = std::thread::Builder::new()
         .name("minewatch-reader".into())
         .spawn(move || {
-            let mut sender = Sender(tx);
+            let mut sender = Sender(tx, record_field);
             for input in inputs {
                 if !read_input(input, options, &mut sender) {
                     return;

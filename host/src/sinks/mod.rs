@@ -11,19 +11,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-/// Receives rendered alerts.
-pub trait AlertSink: Send {
-    /// Queues one alert.
-    ///
-    /// # Errors
-    /// Writing failed.
-    fn write(&mut self, alert: &Value) -> Result<()>;
-    /// Makes everything queued durable (file: written and fsynced; stdout: flushed).
-    ///
-    /// # Errors
-    /// Writing or syncing failed.
-    fn flush(&mut self) -> Result<()>;
-}
+mod sink;
+
+pub use sink::AlertSink;
 
 /// Alerts to standard output, one JSON object per line.
 pub struct StdoutSink {
@@ -46,8 +36,8 @@ impl Default for StdoutSink {
 }
 
 impl AlertSink for StdoutSink {
-    fn write(&mut self, alert: &Value) -> Result<()> {
-        serde_json::to_writer(&mut self.out, alert)?;
+    fn write(&mut self, item: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.out, item)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -89,8 +79,8 @@ impl FileSink {
 }
 
 impl AlertSink for FileSink {
-    fn write(&mut self, alert: &Value) -> Result<()> {
-        serde_json::to_writer(&mut self.out, alert)?;
+    fn write(&mut self, item: &Value) -> Result<()> {
+        serde_json::to_writer(&mut self.out, item)?;
         self.out.write_all(b"\n")?;
         self.pending = true;
         Ok(())
@@ -129,11 +119,11 @@ impl MemorySink {
 }
 
 impl AlertSink for MemorySink {
-    fn write(&mut self, alert: &Value) -> Result<()> {
+    fn write(&mut self, item: &Value) -> Result<()> {
         self.alerts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(alert.clone());
+            .push(item.clone());
         Ok(())
     }
 

@@ -1,0 +1,130 @@
+//! The pipeline thread of `serve`: sources hand it jobs and wait for the verdict.
+//!
+//! Network sources run on tokio; the pipeline (detector calls, fsyncs) is blocking
+//! work, so it owns a thread. A job is one request or chunk: its records are pushed,
+//! the pipeline is flushed (alerts written and synced, baselines committed), and only
+//! then is the job answered, so a source acknowledges upstream after the commit. The
+//! queue in front is bounded: when it is full, sources answer with back-pressure
+//! instead of buffering without limit.
+
+use std::thread::JoinHandle;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::intake::{Location, Skip, Visitor};
+use crate::pipeline::Pipeline;
+use crate::summary::RunSummary;
+
+/// One unit of work from a source.
+struct Job {
+    records: Vec<(Value, Location)>,
+    skips: Vec<Skip>,
+    reply: oneshot::Sender<Result<Receipt, Refused>>,
+}
+
+/// What a processed job produced.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Receipt {
+    /// Records taken.
+    pub records: u64,
+    /// Alerts raised.
+    pub alerts: u64,
+    /// Input skipped (with reasons in the log).
+    pub skipped: u64,
+}
+
+/// Why a job was not processed; nothing of it was applied, so the sender should retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    /// The queue in front of the pipeline is full.
+    Busy,
+    /// An output cannot take more (its spool is full).
+    OutputsFull(String),
+    /// Processing failed (an output or the store); the job may be partly applied.
+    Failed(String),
+    /// The server is shutting down.
+    Closed,
+}
+
+/// A handle for sources to submit jobs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Submitter {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Submitter {
+    /// Submits records (and the skips found while decoding them) and waits until they
+    /// are processed and committed.
+    pub async fn submit(
+        &self,
+        records: Vec<(Value, Location)>,
+        skips: Vec<Skip>,
+    ) -> Result<Receipt, Refused> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            records,
+            skips,
+            reply,
+        };
+        self.tx.try_send(job).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Refused::Busy,
+            mpsc::error::TrySendError::Closed(_) => Refused::Closed,
+        })?;
+        answer.await.unwrap_or(Err(Refused::Closed))
+    }
+}
+
+/// Starts the pipeline thread with a queue of `queue` jobs. The thread ends when every
+/// [`Submitter`] is dropped, after finishing queued jobs, and returns the run summary.
+pub fn spawn(pipeline: Pipeline, queue: usize) -> (Submitter, JoinHandle<Result<RunSummary>>) {
+    let (tx, mut rx) = mpsc::channel::<Job>(queue.max(1));
+    let handle = std::thread::Builder::new()
+        .name("minewatch-pipeline".into())
+        .spawn(move || {
+            let mut pipeline = pipeline;
+            while let Some(job) = rx.blocking_recv() {
+                let verdict = process(&mut pipeline, job.records, job.skips);
+                let _ = job.reply.send(verdict);
+            }
+            pipeline.finish()
+        })
+        .expect("spawning the pipeline thread");
+    (Submitter { tx }, handle)
+}
+
+fn process(
+    pipeline: &mut Pipeline,
+    records: Vec<(Value, Location)>,
+    skips: Vec<Skip>,
+) -> Result<Receipt, Refused> {
+    if let Err(full) = pipeline.check_ready() {
+        return Err(Refused::OutputsFull(full.to_string()));
+    }
+    let before = pipeline.summary().clone();
+    for skip in skips {
+        pipeline.skip(skip);
+    }
+    let mut result = Ok(());
+    for (record, location) in records {
+        result = pipeline.push(record, location);
+        if result.is_err() {
+            break;
+        }
+    }
+    if let Err(error) = result.and_then(|()| pipeline.flush()) {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "Failed to process a batch; it was not acknowledged."
+        );
+        return Err(Refused::Failed(format!("{error:#}")));
+    }
+    let after = pipeline.summary();
+    Ok(Receipt {
+        records: after.records - before.records,
+        alerts: after.total_alerts() - before.total_alerts(),
+        skipped: after.total_skipped() - before.total_skipped(),
+    })
+}

@@ -1,0 +1,31 @@
+//! The interface every output implements.
+
+use anyhow::Result;
+use serde_json::Value;
+
+/// Receives rendered alerts (or, for passthrough outputs, enriched events).
+///
+/// The pipeline calls [`AlertSink::write`] for each item of a batch, then
+/// [`AlertSink::flush`]; only when every sink's flush has returned is the batch's
+/// baseline committed and its input acknowledged upstream.
+pub trait AlertSink: Send {
+    /// Queues one item.
+    ///
+    /// # Errors
+    /// Writing failed.
+    fn write(&mut self, item: &Value) -> Result<()>;
+
+    /// Makes everything queued durable (a file or spool: written and fsynced) or
+    /// delivered (stdout: flushed).
+    ///
+    /// # Errors
+    /// Writing or syncing failed; the batch must not be acknowledged.
+    fn flush(&mut self) -> Result<()>;
+
+    /// False while the sink cannot take another batch (a spool at its size limit);
+    /// the pipeline then refuses batches before processing them, and ingest answers
+    /// with back-pressure.
+    fn has_room(&self) -> bool {
+        true
+    }
+}

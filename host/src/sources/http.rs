@@ -1,0 +1,219 @@
+//! The HTTP source: `POST /events`, plus `GET /health` and `GET /metrics`.
+//!
+//! Bodies are what Vector's `http` sink and Fluent Bit / Fluentd `out_http` send: a JSON
+//! array, NDJSON (the last line may lack its newline) or concatenated objects, with
+//! `Content-Encoding` gzip, zstd or deflate (decoded by tower-http before the size
+//! limit applies, so a compressed bomb cannot get past it). Each record is a CloudTrail
+//! event, an EventBridge envelope, or an object whose configured `record_field` holds
+//! one. The reply comes after the batch is processed and its alerts are synced: 200 with
+//! counts; 400 with the reason for a body with no decodable record; 401 without the
+//! configured bearer token; 429 or 503 with `Retry-After` under back-pressure. Vector
+//! retries 408, 429 and 5xx; a retried batch does not double-count, because the rate
+//! rules drop `eventID`s they have counted and unseen keys are already learned.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Deserialize;
+use serde_json::json;
+use tower_http::decompression::RequestDecompressionLayer;
+
+use super::Collected;
+use crate::intake::{ReadOptions, read_stream};
+use crate::serve::worker::{Refused, Submitter};
+
+/// Settings of the HTTP source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSourceConfig {
+    /// Address to listen on; loopback unless you mean otherwise.
+    pub listen: SocketAddr,
+    /// When set, requests must carry `Authorization: Bearer <token>` (not `/health`).
+    pub token: Option<String>,
+    /// Largest accepted body after decompression.
+    pub max_body_bytes: usize,
+    /// Seconds a client is told to wait (`Retry-After`) under back-pressure.
+    pub retry_after_secs: u32,
+}
+
+impl Default for HttpSourceConfig {
+    fn default() -> Self {
+        HttpSourceConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8686)),
+            token: None,
+            max_body_bytes: 64 << 20,
+            retry_after_secs: 1,
+        }
+    }
+}
+
+/// What the handlers share.
+pub struct HttpState {
+    /// The pipeline's queue.
+    pub submitter: Submitter,
+    /// The source's settings.
+    pub config: HttpSourceConfig,
+    /// Limits applied while decoding.
+    pub read: ReadOptions,
+    /// The field holding each record, if configured.
+    pub record_field: Option<String>,
+    /// Renders `/metrics`, when a recorder is installed.
+    pub metrics: Option<PrometheusHandle>,
+}
+
+/// The routes of the HTTP source.
+pub fn router(state: Arc<HttpState>) -> Router {
+    let limit = state.config.max_body_bytes;
+    Router::new()
+        .route("/events", post(events))
+        .route("/health", get(health))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestDecompressionLayer::new())
+        .with_state(state)
+}
+
+fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
+    let Some(token) = &state.config.token else {
+        return true;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given == token)
+}
+
+async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let response = ingest(&state, &headers, body).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
+        .increment(1);
+    metrics::histogram!("minewatch_ack_seconds", "source" => "http")
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
+async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Response {
+    if !authorized(state, headers) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or wrong bearer token"}),
+            None,
+        );
+    }
+    metrics::counter!("minewatch_received_bytes_total", "source" => "http")
+        .increment(body.len() as u64);
+    let read = state.read;
+    let record_field = state.record_field.clone();
+    let decoded = tokio::task::spawn_blocking(move || {
+        let mut collected = Collected {
+            record_field,
+            ..Collected::default()
+        };
+        read_stream(&body[..], "http:/events".into(), read, &mut collected).map(|()| collected)
+    })
+    .await;
+    let collected = match decoded {
+        Ok(Ok(collected)) => collected,
+        Ok(Err(error)) => {
+            return reply(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("{error:#}")}),
+                None,
+            );
+        }
+        Err(_) => {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error": "decoder failed"}),
+                None,
+            );
+        }
+    };
+    let empty_body = collected
+        .skips
+        .iter()
+        .all(|s| s.reason.as_str() == "empty-input");
+    if collected.records.is_empty() && !empty_body {
+        let reason = &collected.skips[0];
+        return reply(
+            StatusCode::BAD_REQUEST,
+            json!({"error": format!("no CloudTrail record in the body: {} ({})", reason.detail, reason.reason.as_str())}),
+            None,
+        );
+    }
+    let verdict = state
+        .submitter
+        .submit(collected.records, collected.skips)
+        .await;
+    let retry = Some(state.config.retry_after_secs);
+    match verdict {
+        Ok(receipt) => reply(StatusCode::OK, json!(receipt), None),
+        Err(Refused::Busy) => reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": "pipeline queue full"}),
+            retry,
+        ),
+        Err(Refused::OutputsFull(why)) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": why}),
+            retry,
+        ),
+        Err(Refused::Closed) => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "shutting down"}),
+            retry,
+        ),
+        Err(Refused::Failed(why)) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"error": why}),
+            retry,
+        ),
+    }
+}
+
+fn reply(status: StatusCode, body: serde_json::Value, retry_after: Option<u32>) -> Response {
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+async fn health() -> Response {
+    reply(StatusCode::OK, json!({"status": "ok"}), None)
+}
+
+async fn render_metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing or wrong bearer token"}),
+            None,
+        );
+    }
+    match &state.metrics {
+        Some(handle) => (
+            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+            handle.render(),
+        )
+            .into_response(),
+        None => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": "metrics are off"}),
+            None,
+        ),
+    }
+}
