@@ -101,7 +101,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .enable_all()
                 .build()
                 .context("failed to start the async runtime")?;
-            let summary = runtime.block_on(serve::serve(config, serve::signal()))?;
+            let summary = runtime.block_on(async {
+                let listeners = serve::Listeners::bind(&config).await?;
+                serve::serve(config, listeners, serve::signal()).await
+            })?;
             eprint!("{summary}");
             Ok(ExitCode::SUCCESS)
         }

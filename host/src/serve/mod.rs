@@ -78,19 +78,45 @@ pub fn build_pipeline(config: &Config, learn_only: bool) -> Result<Pipeline> {
     Pipeline::new(detector, baselines, outputs, options)
 }
 
-/// Runs the server until `shutdown` resolves, then drains and returns the summary.
+/// The listeners of a server, bound before it starts (tests bind port 0 and read the
+/// address back).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// The HTTP source's listener.
+    pub http: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds every listener the config names.
+    ///
+    /// # Errors
+    /// An address is in use or not allowed.
+    pub async fn bind(config: &Config) -> Result<Listeners> {
+        let mut listeners = Listeners::default();
+        if let Some(http) = &config.sources.http {
+            let listener = TcpListener::bind(http.listen)
+                .await
+                .with_context(|| format!("failed to listen for HTTP on {}", http.listen))?;
+            listeners.http = Some(listener);
+        }
+        anyhow::ensure!(
+            listeners.http.is_some(),
+            "nothing to listen on: set [sources.http] in the config or pass --http ADDR"
+        );
+        Ok(listeners)
+    }
+}
+
+/// Runs the server on `listeners` until `shutdown` resolves, then drains and returns
+/// the summary.
 ///
 /// # Errors
-/// Startup failed (a listener could not bind, a part could not be built), or the
-/// final flush failed.
+/// A part could not be built, or the final flush failed.
 pub async fn serve(
     config: Config,
+    listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary> {
-    anyhow::ensure!(
-        config.sources.http.is_some(),
-        "nothing to listen on: set [sources.http] in the config or pass --http ADDR"
-    );
     let pipeline = build_pipeline(&config, false)?;
     let metrics = metrics_handle();
     let (submitter, worker) = worker::spawn(pipeline, config.queue_batches);
@@ -99,10 +125,7 @@ pub async fn serve(
         max_record_bytes: config.max_record_bytes,
     };
     let mut tasks = Vec::new();
-    if let Some(http_config) = config.sources.http.clone() {
-        let listener = TcpListener::bind(http_config.listen)
-            .await
-            .with_context(|| format!("failed to listen for HTTP on {}", http_config.listen))?;
+    if let (Some(listener), Some(http_config)) = (listeners.http, config.sources.http.clone()) {
         tracing::info!(address = %listener.local_addr()?, "Listening for HTTP.");
         let state = Arc::new(HttpState {
             submitter: submitter.clone(),

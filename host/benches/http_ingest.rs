@@ -1,0 +1,173 @@
+//! HTTP ingest benchmark: Vector-shaped requests (gzip NDJSON batches) against an
+//! in-process `serve`, reporting events/s, MB/s and acknowledgement latency percentiles.
+//!
+//! Run with `cargo bench --bench http_ingest` (release build). It prints the machine,
+//! the input and every figure; nothing is asserted.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use minewatch::config::Config;
+use minewatch::scenario::{self, Spec};
+use minewatch::serve::outputs::OutputConfig;
+use minewatch::serve::{self, Listeners};
+use minewatch::sources::http::HttpSourceConfig;
+
+const CLIENTS: usize = 2;
+
+fn main() -> anyhow::Result<()> {
+    print_machine();
+    let spec = Spec {
+        days: 60,
+        events_per_day: 2000,
+        ..Spec::default()
+    };
+    let started = Instant::now();
+    let scenario = scenario::generate(&spec);
+    let lines: Vec<String> = scenario.events.iter().map(|e| e.to_string()).collect();
+    let raw_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
+    println!(
+        "input: generated scenario, {} days x {} events/day = {} records, {:.1} MB NDJSON ({:.1} s to generate)",
+        spec.days,
+        spec.events_per_day,
+        lines.len(),
+        raw_bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    for batch in [1000, 5000, 10_000] {
+        run(&lines, batch, raw_bytes)?;
+    }
+    Ok(())
+}
+
+fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
+    let bodies: Vec<Vec<u8>> = lines
+        .chunks(batch)
+        .map(|chunk| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(chunk.join("\n").as_bytes()).unwrap();
+            gz.finish().unwrap()
+        })
+        .collect();
+    let dir = tempfile::tempdir()?;
+    let config = Config {
+        memory: true,
+        state_dir: dir.path().join("state"),
+        sources: minewatch::config::SourcesConfig {
+            http: Some(HttpSourceConfig {
+                listen: "127.0.0.1:0".parse()?,
+                ..HttpSourceConfig::default()
+            }),
+        },
+        outputs: vec![OutputConfig::from_flag(
+            dir.path().join("alerts.ndjson").to_str().unwrap(),
+            Default::default(),
+            false,
+        )],
+        ..Config::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listeners = runtime.block_on(Listeners::bind(&config))?;
+    let url = format!(
+        "http://{}/events",
+        listeners.http.as_ref().unwrap().local_addr()?
+    );
+    let server = runtime.spawn(serve::serve(config, listeners, async {
+        let _ = stop_rx.await;
+    }));
+
+    let queue = Arc::new(Mutex::new(
+        bodies
+            .into_iter()
+            .collect::<std::collections::VecDeque<_>>(),
+    ));
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (queue, latencies, url) = (queue.clone(), latencies.clone(), url.clone());
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .build()
+                    .into();
+                loop {
+                    let Some(body) = queue.lock().unwrap().pop_front() else {
+                        break;
+                    };
+                    loop {
+                        let sent = Instant::now();
+                        let status = agent
+                            .post(&url)
+                            .header("Content-Encoding", "gzip")
+                            .send(&body[..])
+                            .map(|r| r.status().as_u16())
+                            .unwrap_or(0);
+                        if status == 200 {
+                            latencies.lock().unwrap().push(sent.elapsed());
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(());
+    let summary = runtime.block_on(server)??;
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort();
+    let pct = |p: f64| {
+        latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
+    println!(
+        "batch {batch:>6} events, {CLIENTS} clients: {:>9.0} events/s, {:>6.1} MB/s, {} requests, ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms ({} alerts)",
+        lines.len() as f64 / wall,
+        raw_bytes as f64 / 1e6 / wall,
+        latencies.len(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3,
+        summary.total_alerts()
+    );
+    Ok(())
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    println!(
+        "machine: {cpu}, {cores} cores, {:.0} GiB RAM",
+        memory as f64 / 1048576.0
+    );
+}
