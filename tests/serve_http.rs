@@ -268,19 +268,51 @@ fn passthrough_emits_every_event_with_its_alerts() {
 #[test]
 fn sigterm_mid_stream_loses_nothing_that_was_acknowledged() {
     let (dir, mut cmd) = setup();
-    cmd.args(["generate", "--days", "60", "--events-per-day", "300", "--no-incidents", "--output", "scenario.ndjson"])
-        .ok(&dir);
-    let server = Server::start(&dir, &["--http", "127.0.0.1:0", "--memory", "--output", "alerts.ndjson"]);
+    cmd.args([
+        "generate",
+        "--days",
+        "60",
+        "--events-per-day",
+        "300",
+        "--no-incidents",
+        "--output",
+        "scenario.ndjson",
+    ])
+    .ok(&dir);
+    let server = Server::start(
+        &dir,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--memory",
+            "--output",
+            "alerts.ndjson",
+        ],
+    );
     let text = std::fs::read_to_string(dir.join("scenario.ndjson")).unwrap();
-    let batches: Vec<Vec<u8>> = text.lines().collect::<Vec<_>>().chunks(200).map(|c| gzip(c.join("\n").as_bytes())).collect();
+    let batches: Vec<Vec<u8>> = text
+        .lines()
+        .collect::<Vec<_>>()
+        .chunks(200)
+        .map(|c| gzip(c.join("\n").as_bytes()))
+        .collect();
     let url = server.url("/events");
     let client = std::thread::spawn(move || {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let mut acknowledged = 0u64;
         for body in batches {
-            match agent.post(&url).header("Content-Encoding", "gzip").send(&body[..]) {
+            match agent
+                .post(&url)
+                .header("Content-Encoding", "gzip")
+                .send(&body[..])
+            {
                 Ok(mut response) if response.status() == 200 => {
-                    let receipt: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+                    let receipt: serde_json::Value =
+                        serde_json::from_str(&response.body_mut().read_to_string().unwrap())
+                            .unwrap();
                     acknowledged += receipt["records"].as_u64().unwrap();
                 }
                 _ => break,
@@ -291,10 +323,22 @@ fn sigterm_mid_stream_loses_nothing_that_was_acknowledged() {
     std::thread::sleep(std::time::Duration::from_millis(700));
     let log = server.stop();
     let acknowledged = client.join().unwrap();
-    assert!(acknowledged > 0, "some batches went through before the signal");
+    assert!(
+        acknowledged > 0,
+        "some batches went through before the signal"
+    );
     let processed: u64 = log
         .lines()
-        .find_map(|l| l.strip_prefix("minewatch: ")?.split(' ').next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("minewatch: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
         .expect("summary line");
-    assert_eq!(processed, acknowledged, "every acknowledged record was processed, and only those:\n{log}");
+    assert_eq!(
+        processed, acknowledged,
+        "every acknowledged record was processed, and only those:\n{log}"
+    );
 }

@@ -19,5 +19,7 @@ mod restart;
 mod rules;
 /// The generated 45-day scenario in every input layout.
 mod scenario;
+/// `serve` over Fluent Forward from real clients; an output that goes down and comes back.
+mod serve_forward;
 /// `serve` over HTTP: Vector-shaped batches, encodings, errors, metrics; passthrough.
 mod serve_http;

@@ -225,13 +225,20 @@ pub struct Server {
     child: std::process::Child,
     /// The HTTP listener's address.
     pub http: std::net::SocketAddr,
+    /// The Forward listener's address.
+    pub forward: std::net::SocketAddr,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Server {
     /// Starts `minewatch serve` with `args` in `dir` (add `--http 127.0.0.1:0`) and waits
-    /// until it listens.
+    /// until it listens for HTTP.
     pub fn start(dir: &Dir, args: &[&str]) -> Server {
+        Server::start_with(dir, args, &["HTTP"])
+    }
+
+    /// Starts `minewatch serve` and waits for each listener named (`HTTP`, `Fluent Forward`).
+    pub fn start_with(dir: &Dir, args: &[&str], listeners: &[&str]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_minewatch"))
             .current_dir(dir.path())
@@ -252,22 +259,29 @@ impl Server {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(addr) = line
-                    .split("address=")
-                    .nth(1)
-                    .filter(|_| line.contains("Listening for HTTP."))
-                {
-                    let _ = tx.send(addr.trim().to_string());
+                if let (Some(kind), Some(addr)) = (
+                    line.split("Listening for ")
+                        .nth(1)
+                        .and_then(|k| k.split('.').next()),
+                    line.split("address=").nth(1),
+                ) {
+                    let _ = tx.send((kind.to_string(), addr.trim().to_string()));
                 }
                 sink.lock().unwrap().push_str(&(line + "\n"));
             }
         });
-        let addr = rx
-            .recv_timeout(std::time::Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+        let mut found = std::collections::HashMap::new();
+        while found.len() < listeners.len() {
+            let (kind, addr) = rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("serve did not start: {}", log.lock().unwrap()));
+            found.insert(kind, addr.parse::<std::net::SocketAddr>().unwrap());
+        }
+        let unbound: std::net::SocketAddr = "0.0.0.0:0".parse().unwrap();
         Server {
             child,
-            http: addr.parse().unwrap(),
+            http: found.get("HTTP").copied().unwrap_or(unbound),
+            forward: found.get("Fluent Forward").copied().unwrap_or(unbound),
             stderr: log,
         }
     }
@@ -320,4 +334,101 @@ pub fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     encoder.write_all(bytes).unwrap();
     encoder.finish().unwrap()
+}
+
+/// A minimal HTTP receiver on loopback that stores every NDJSON line POSTed to it and
+/// answers 200; it can be stopped and restarted on the same port.
+pub struct Receiver {
+    /// Its address.
+    pub addr: std::net::SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Receiver {
+    /// Starts on a free port.
+    pub fn start() -> Receiver {
+        Receiver::on("127.0.0.1:0".parse().unwrap(), Default::default())
+    }
+
+    fn on(
+        addr: std::net::SocketAddr,
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> Receiver {
+        use std::io::{BufRead, Read};
+        let listener = std::net::TcpListener::bind(addr).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (store, stopped) = (lines.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                };
+                stream.set_nonblocking(false).unwrap();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    let mut started = false;
+                    while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                        started = true;
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                        line.clear();
+                    }
+                    if !started {
+                        break;
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let text = String::from_utf8(body).unwrap();
+                    store
+                        .lock()
+                        .unwrap()
+                        .extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+                    let mut out = &stream;
+                    out.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                }
+            }
+        });
+        Receiver {
+            addr,
+            lines,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Every line received so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Stops listening (connections are refused until [`Receiver::restart`]).
+    pub fn stop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.join().unwrap();
+        }
+    }
+
+    /// Listens again on the same port, keeping what was received.
+    pub fn restart(&mut self) {
+        *self = Receiver::on(self.addr, self.lines.clone());
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

@@ -59,6 +59,7 @@ fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
                 listen: "127.0.0.1:0".parse()?,
                 ..HttpSourceConfig::default()
             }),
+            forward: None,
         },
         outputs: vec![OutputConfig::from_flag(
             dir.path().join("alerts.ndjson").to_str().unwrap(),

@@ -97,6 +97,9 @@ pub struct ServeArgs {
     /// Listen for HTTP (`POST /events`, `/health`, `/metrics`) on this address.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<std::net::SocketAddr>,
+    /// Listen for the Fluent Forward protocol (Fluent Bit / Fluentd `out_forward`) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub forward: Option<std::net::SocketAddr>,
     /// Alert output: a file (NDJSON, appended) or - for stdout. Repeatable; replaces the
     /// config's outputs [default: -].
     #[arg(long, short, value_name = "PATH")]

@@ -66,6 +66,8 @@ pub struct Config {
 pub struct SourcesConfig {
     /// `POST /events` (Vector `http` sink, Fluent Bit / Fluentd `out_http`), `/health`, `/metrics`.
     pub http: Option<HttpSourceConfig>,
+    /// The Fluent Forward protocol (Fluent Bit / Fluentd `out_forward`).
+    pub forward: Option<crate::sources::fluent::ForwardConfig>,
 }
 
 impl Default for Config {

@@ -13,6 +13,7 @@ use minewatch::config::{Config, EngineKind};
 use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
+use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::summary::RunSummary;
@@ -81,6 +82,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     .sources
                     .http
                     .get_or_insert_with(HttpSourceConfig::default)
+                    .listen = listen;
+            }
+            if let Some(listen) = args.forward {
+                config
+                    .sources
+                    .forward
+                    .get_or_insert_with(ForwardConfig::default)
                     .listen = listen;
             }
             if !args.output.is_empty() {

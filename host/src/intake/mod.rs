@@ -217,8 +217,12 @@ fn maybe_gunzip<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn BufRea
 }
 
 /// Hands the records inside one JSON value to the visitor, unwrapping delivery files,
-/// arrays and EventBridge envelopes. Returns how many records it found.
-fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
+/// arrays, EventBridge envelopes and the visitor's record field. Returns how many
+/// records it found.
+///
+/// # Errors
+/// The visitor failed.
+pub fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
     match value {
         Value::Object(mut map) => {
             if let Some(field) = visitor.record_field().map(str::to_string)

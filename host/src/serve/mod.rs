@@ -20,6 +20,8 @@ use crate::config::Config;
 use crate::intake::ReadOptions;
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::runtime::SharedStore;
+use crate::sources::ForwardIntake;
+use crate::sources::fluent;
 use crate::sources::http::{self, HttpState};
 use crate::store::BaselineStore;
 use crate::summary::RunSummary;
@@ -84,6 +86,8 @@ pub fn build_pipeline(config: &Config, learn_only: bool) -> Result<Pipeline> {
 pub struct Listeners {
     /// The HTTP source's listener.
     pub http: Option<TcpListener>,
+    /// The Forward source's listener.
+    pub forward: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -99,9 +103,15 @@ impl Listeners {
                 .with_context(|| format!("failed to listen for HTTP on {}", http.listen))?;
             listeners.http = Some(listener);
         }
+        if let Some(forward) = &config.sources.forward {
+            let listener = TcpListener::bind(forward.listen)
+                .await
+                .with_context(|| format!("failed to listen for Forward on {}", forward.listen))?;
+            listeners.forward = Some(listener);
+        }
         anyhow::ensure!(
-            listeners.http.is_some(),
-            "nothing to listen on: set [sources.http] in the config or pass --http ADDR"
+            listeners.http.is_some() || listeners.forward.is_some(),
+            "nothing to listen on: set [sources.http] or [sources.forward] in the config, or pass --http / --forward"
         );
         Ok(listeners)
     }
@@ -142,6 +152,23 @@ pub async fn serve(
                 })
                 .await
                 .context("the HTTP source failed")
+        }));
+    }
+    if let (Some(listener), Some(forward_config)) =
+        (listeners.forward, config.sources.forward.clone())
+    {
+        tracing::info!(address = %listener.local_addr()?, "Listening for Fluent Forward.");
+        let handler = Arc::new(ForwardIntake {
+            submitter: submitter.clone(),
+            record_field: config.record_field.clone(),
+        });
+        let mut stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            fluent::serve(listener, forward_config, handler, async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+            .context("the Forward source failed")
         }));
     }
     drop(submitter);

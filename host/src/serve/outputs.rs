@@ -37,6 +37,12 @@ pub enum OutputKind {
         /// The file.
         path: PathBuf,
     },
+    /// HTTP POST of NDJSON or a JSON array (Vector `http_server`, Fluent Bit / Fluentd `in_http`).
+    Http(crate::sinks::http::HttpConfig),
+    /// Splunk HTTP Event Collector.
+    SplunkHec(crate::sinks::hec::HecConfig),
+    /// Fluent Forward with acknowledgements (Fluent Bit / Fluentd `in_forward`).
+    Forward(crate::sinks::forward::ForwardConfig),
 }
 
 impl OutputConfig {
@@ -58,14 +64,18 @@ impl OutputConfig {
         match self.kind {
             OutputKind::Stdout {} => "stdout",
             OutputKind::File { .. } => "file",
+            OutputKind::Http(_) => "http",
+            OutputKind::SplunkHec(_) => "splunk_hec",
+            OutputKind::Forward(_) => "forward",
         }
     }
 
-    /// Opens the output; `index` numbers unnamed outputs, `spool_root` holds spools.
+    /// Opens the output; `index` numbers unnamed outputs, `spool_root` holds the spools
+    /// of network outputs (`<spool_root>/<name>/`).
     ///
     /// # Errors
     /// The destination cannot be opened or its settings are invalid.
-    pub fn build(&self, index: usize, _spool_root: &Path) -> Result<Output> {
+    pub fn build(&self, index: usize, spool_root: &Path) -> Result<Output> {
         let name = self
             .name
             .clone()
@@ -73,6 +83,9 @@ impl OutputConfig {
         let sink: Box<dyn AlertSink> = match &self.kind {
             OutputKind::Stdout {} => Box::new(StdoutSink::new()),
             OutputKind::File { path } => Box::new(FileSink::open(path)?),
+            OutputKind::Http(config) => Box::new(config.build(&name, spool_root)?),
+            OutputKind::SplunkHec(config) => Box::new(config.build(&name, spool_root)?),
+            OutputKind::Forward(config) => Box::new(config.build(&name, spool_root)?),
         };
         Ok(Output {
             name,

@@ -1,4 +1,5 @@
-//! Where alerts go: stdout or an NDJSON file.
+//! Where alerts go: stdout, an NDJSON file, or a network output behind a durable
+//! spool ([`http`], [`hec`] for Splunk, [`forward`] for Fluent Bit / Fluentd).
 //!
 //! A sink buffers lines and makes them durable at [`AlertSink::flush`], which the
 //! pipeline calls before committing the baselines of the same batch: a crash between
@@ -11,7 +12,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde_json::Value;
 
+pub mod forward;
+pub mod hec;
+pub mod http;
+pub mod retry;
 mod sink;
+pub mod spool;
 
 pub use sink::AlertSink;
 

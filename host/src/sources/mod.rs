@@ -1,6 +1,7 @@
 //! Network sources of `serve`: HTTP (Vector's `http` sink, Fluent Bit / Fluentd
 //! `out_http`) and the Fluent Forward protocol.
 
+pub mod fluent;
 pub mod http;
 
 use anyhow::Result;
@@ -31,5 +32,52 @@ impl Visitor for Collected {
 
     fn record_field(&self) -> Option<&str> {
         self.record_field.as_deref()
+    }
+}
+
+/// Hands Forward chunks to the pipeline: each record (or the record inside the
+/// configured field) becomes a job; the chunk is acknowledged once the job is committed.
+pub struct ForwardIntake {
+    /// The pipeline's queue.
+    pub submitter: crate::serve::worker::Submitter,
+    /// The field holding each record, if configured.
+    pub record_field: Option<String>,
+}
+
+impl fluent::ForwardHandler for ForwardIntake {
+    fn handle(
+        &self,
+        batch: fluent::ForwardBatch,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), fluent::Refusal>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let source: std::sync::Arc<str> = format!("forward:{}", batch.tag).into();
+            let mut collected = Collected {
+                record_field: self.record_field.clone(),
+                ..Collected::default()
+            };
+            for (i, entry) in batch.records.into_iter().enumerate() {
+                let location = Location {
+                    source: source.clone(),
+                    line: None,
+                    record: Some(i as u64 + 1),
+                };
+                // Collecting never fails.
+                let _ = crate::intake::visit_value(entry.record, &location, &mut collected);
+            }
+            metrics::counter!("minewatch_received_events_total", "source" => "forward")
+                .increment(collected.records.len() as u64);
+            use crate::serve::worker::Refused;
+            match self
+                .submitter
+                .submit(collected.records, collected.skips)
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(Refused::Busy | Refused::OutputsFull(_)) => Err(fluent::Refusal::Busy),
+                Err(Refused::Failed(why)) => Err(fluent::Refusal::Failed(why)),
+                Err(Refused::Closed) => Err(fluent::Refusal::Failed("shutting down".into())),
+            }
+        })
     }
 }

@@ -1,0 +1,672 @@
+//! The `forward` output: a Fluent Forward protocol v1 client, for Fluent Bit's and
+//! Fluentd's `in_forward` (and Vector's `fluent` source).
+//!
+//! Each batch is one Forward-mode message on a kept-alive TCP connection:
+//! `[tag, [[EventTime, record], ...], {"chunk": <base64 id>, "size": <events>}]`, where
+//! EventTime is MessagePack ext type 0 holding big-endian 32-bit seconds and
+//! nanoseconds, taken from the item's time (see [`super::http`]) or else the current
+//! time. With `require_ack` (the default) the batch counts as delivered only when the
+//! receiver answers `{"ack": <the same chunk id>}` within `ack_timeout_secs`; otherwise
+//! the connection is dropped and the batch is sent again on a new one (the receiver may
+//! then see it twice: at-least-once). Without it, a batch counts as delivered once
+//! written to the socket, and a receiver crash can lose it.
+//!
+//! With `shared_key` set, each connection starts with the protocol's handshake: the
+//! server's `HELO` (nonce, user-auth salt), our `PING` carrying
+//! `sha512_hex(salt + self_hostname + nonce + shared_key)` (and, when the server asks
+//! for user authentication, `sha512_hex(auth_salt + username + password)`), and the
+//! server's `PONG`, whose digest `sha512_hex(salt + server_hostname + nonce +
+//! shared_key)` is checked. TLS is not supported.
+
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rmpv::Value as Pack;
+use serde::Deserialize;
+use sha2::{Digest, Sha512};
+
+use super::http::{Secret, item_time, sink_options};
+use super::retry::random_u64;
+use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+
+/// The `forward` output's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// The receiver as `host:port`, e.g. `127.0.0.1:24224`.
+    pub address: String,
+    /// The events' tag.
+    #[serde(default = "default_tag")]
+    pub tag: String,
+    /// Wait for the receiver's acknowledgement of each batch before forgetting it.
+    #[serde(default = "default_require_ack")]
+    pub require_ack: bool,
+    /// How long to wait for an acknowledgement, in seconds.
+    #[serde(default = "default_ack_timeout_secs")]
+    pub ack_timeout_secs: u64,
+    /// How long to wait for a TCP connection (and for the handshake), in seconds.
+    #[serde(default = "default_connect_timeout_secs")]
+    pub connect_timeout_secs: u64,
+    /// How long one write to the socket may block, in seconds.
+    #[serde(default = "default_write_timeout_secs")]
+    pub write_timeout_secs: u64,
+    /// The receiver's `shared_key`, to run the authentication handshake (default: none).
+    #[serde(default)]
+    pub shared_key: Option<Secret>,
+    /// The host name sent in the handshake (default: this machine's host name).
+    #[serde(default)]
+    pub self_hostname: Option<String>,
+    /// User name, for a receiver that asks for user authentication.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password of `username`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Most events in one message.
+    #[serde(default = "super::spool::default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// Most bytes of items (as JSON) in one message.
+    #[serde(default = "super::spool::default_batch_max_bytes")]
+    pub batch_max_bytes: usize,
+    /// Undelivered bytes the spool holds before minewatch pushes back on its input.
+    #[serde(default = "super::spool::default_spool_max_bytes")]
+    pub spool_max_bytes: u64,
+    /// Size of one spool segment file, in bytes.
+    #[serde(default = "super::spool::default_spool_segment_bytes")]
+    pub spool_segment_bytes: u64,
+    /// Delay before the first retry of a failed send, in milliseconds.
+    #[serde(default = "super::spool::default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest delay between retries, in milliseconds.
+    #[serde(default = "super::spool::default_retry_max_ms")]
+    pub retry_max_ms: u64,
+}
+
+/// Default tag of the events.
+pub const DEFAULT_TAG: &str = "minewatch.alert";
+
+fn default_tag() -> String {
+    DEFAULT_TAG.to_string()
+}
+
+fn default_require_ack() -> bool {
+    true
+}
+
+fn default_ack_timeout_secs() -> u64 {
+    30
+}
+
+fn default_connect_timeout_secs() -> u64 {
+    10
+}
+
+fn default_write_timeout_secs() -> u64 {
+    30
+}
+
+impl ForwardConfig {
+    /// Checks the settings and starts the output, spooling in `<spool_dir>/<name>/`.
+    ///
+    /// # Errors
+    /// A setting is invalid (the message names it), or the spool cannot be opened.
+    pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<ForwardDelivery>> {
+        let delivery = self
+            .delivery()
+            .with_context(|| format!("output {name}: invalid forward settings"))?;
+        let dir = super::spool::output_dir(spool_dir, name)?;
+        SpooledSink::new(name, &dir, delivery, self.sink_options())
+            .with_context(|| format!("output {name}: failed to start"))
+    }
+
+    /// The delivery alone, for tests and embedding.
+    ///
+    /// # Errors
+    /// The address, the tag, a timeout or the authentication settings are invalid.
+    pub fn delivery(&self) -> Result<ForwardDelivery> {
+        let valid_address = self.address.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !valid_address {
+            bail!(
+                "address {:?} must be host:port, e.g. 127.0.0.1:24224",
+                self.address
+            );
+        }
+        if self.tag.is_empty() {
+            bail!("tag must not be empty");
+        }
+        for (setting, value) in [
+            ("ack_timeout_secs", self.ack_timeout_secs),
+            ("connect_timeout_secs", self.connect_timeout_secs),
+            ("write_timeout_secs", self.write_timeout_secs),
+        ] {
+            if value == 0 {
+                bail!("{setting} must be above 0");
+            }
+        }
+        if self.username.is_some() != self.password.is_some() {
+            bail!("username and password go together; set both or neither");
+        }
+        if self.username.is_some() && self.shared_key.is_none() {
+            bail!(
+                "username needs shared_key: user authentication is part of the shared-key handshake"
+            );
+        }
+        let auth = self.shared_key.as_ref().map(|key| Auth {
+            shared_key: key.clone(),
+            self_hostname: self
+                .self_hostname
+                .clone()
+                .or_else(super::http::hostname)
+                .unwrap_or_else(|| "minewatch".to_string()),
+            username: self.username.clone(),
+            password: self.password.clone(),
+        });
+        Ok(ForwardDelivery {
+            address: self.address.clone(),
+            tag: self.tag.clone(),
+            require_ack: self.require_ack,
+            ack_timeout: Duration::from_secs(self.ack_timeout_secs),
+            connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            write_timeout: Duration::from_secs(self.write_timeout_secs),
+            auth,
+            connection: None,
+            auth_error_logged: false,
+        })
+    }
+
+    /// Spool and batch settings.
+    pub fn sink_options(&self) -> SinkOptions {
+        sink_options(
+            self.batch_max_events,
+            self.batch_max_bytes,
+            self.spool_max_bytes,
+            self.spool_segment_bytes,
+            self.retry_initial_ms,
+            self.retry_max_ms,
+        )
+    }
+}
+
+#[derive(Clone)]
+struct Auth {
+    shared_key: Secret,
+    self_hostname: String,
+    username: Option<String>,
+    password: Option<Secret>,
+}
+
+struct Connection {
+    stream: TcpStream,
+    reader: BufReader<TcpStream>,
+}
+
+/// Sends batches as Forward-mode messages over TCP.
+pub struct ForwardDelivery {
+    address: String,
+    tag: String,
+    require_ack: bool,
+    ack_timeout: Duration,
+    connect_timeout: Duration,
+    write_timeout: Duration,
+    auth: Option<Auth>,
+    connection: Option<Connection>,
+    auth_error_logged: bool,
+}
+
+/// A failure of one send, before it is turned into a [`DeliveryError`].
+enum SendError {
+    /// The receiver refused our credentials (operator action needed).
+    Auth(anyhow::Error),
+    /// Anything else: network, timeout, protocol.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for SendError {
+    fn from(error: anyhow::Error) -> Self {
+        SendError::Other(error)
+    }
+}
+
+impl ForwardDelivery {
+    /// The Forward-mode message for `lines` with chunk id `chunk`.
+    ///
+    /// # Errors
+    /// A line is not JSON, or the message cannot be encoded.
+    pub fn message(&self, lines: &[&[u8]], chunk: &str) -> Result<Vec<u8>> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut entries = Vec::with_capacity(lines.len());
+        for line in lines {
+            let record: serde_json::Value =
+                serde_json::from_slice(line).context("a spooled line is not JSON")?;
+            let record = match record {
+                serde_json::Value::Object(_) => to_pack(record),
+                other => Pack::Map(vec![(Pack::from("message"), to_pack(other))]),
+            };
+            let (secs, nanos) = item_time(line)
+                .and_then(|(s, n)| u32::try_from(s).ok().map(|s| (s, n)))
+                .unwrap_or((
+                    u32::try_from(now.as_secs()).unwrap_or(u32::MAX),
+                    now.subsec_nanos(),
+                ));
+            entries.push(Pack::Array(vec![event_time(secs, nanos), record]));
+        }
+        let mut options = vec![(Pack::from("size"), Pack::from(lines.len() as u64))];
+        if self.require_ack {
+            options.push((Pack::from("chunk"), Pack::from(chunk)));
+        }
+        let message = Pack::Array(vec![
+            Pack::from(self.tag.as_str()),
+            Pack::Array(entries),
+            Pack::Map(options),
+        ]);
+        let mut bytes = Vec::with_capacity(lines.iter().map(|l| l.len() + 16).sum());
+        rmpv::encode::write_value(&mut bytes, &message)
+            .context("failed to encode a Forward message")?;
+        Ok(bytes)
+    }
+
+    fn send(&mut self, message: &[u8], chunk: &str) -> Result<(), SendError> {
+        if self.connection.as_ref().is_some_and(|c| !alive(c)) {
+            self.connection = None;
+        }
+        if self.connection.is_none() {
+            self.connection = Some(self.connect()?);
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return Err(SendError::Other(anyhow!("no connection")));
+        };
+        connection
+            .stream
+            .write_all(message)
+            .and_then(|()| connection.stream.flush())
+            .with_context(|| format!("failed to send to {}", self.address))?;
+        if !self.require_ack {
+            return Ok(());
+        }
+        connection
+            .stream
+            .set_read_timeout(Some(self.ack_timeout))
+            .context("failed to set a socket timeout")?;
+        let answer = rmpv::decode::read_value(&mut connection.reader).map_err(|error| {
+            anyhow!(
+                "no acknowledgement from {} within {} s ({error})",
+                self.address,
+                self.ack_timeout.as_secs()
+            )
+        })?;
+        if answer
+            .as_array()
+            .and_then(|a| a.first())
+            .and_then(Pack::as_str)
+            == Some("HELO")
+        {
+            return Err(SendError::Auth(anyhow!(
+                "{} asks for the shared-key handshake; set the output's shared_key",
+                self.address
+            )));
+        }
+        let acked = map_get(&answer, "ack").and_then(Pack::as_str);
+        if acked != Some(chunk) {
+            return Err(SendError::Other(anyhow!(
+                "{} acknowledged {acked:?}, not chunk {chunk}",
+                self.address
+            )));
+        }
+        Ok(())
+    }
+
+    fn connect(&self) -> Result<Connection, SendError> {
+        let addrs = self
+            .address
+            .to_socket_addrs()
+            .with_context(|| format!("failed to resolve {}", self.address))?;
+        let mut last_error = None;
+        let mut stream = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, self.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        let stream = match (stream, last_error) {
+            (Some(stream), _) => stream,
+            (None, Some(error)) => {
+                return Err(anyhow!(error)
+                    .context(format!("failed to connect to {}", self.address))
+                    .into());
+            }
+            (None, None) => return Err(anyhow!("{} resolves to no address", self.address).into()),
+        };
+        stream
+            .set_nodelay(true)
+            .context("failed to set TCP_NODELAY")?;
+        stream
+            .set_write_timeout(Some(self.write_timeout))
+            .context("failed to set a socket timeout")?;
+        let reader = BufReader::new(stream.try_clone().context("failed to clone a socket")?);
+        let mut connection = Connection { stream, reader };
+        if let Some(auth) = &self.auth {
+            connection
+                .stream
+                .set_read_timeout(Some(self.connect_timeout))
+                .context("failed to set a socket timeout")?;
+            handshake(&mut connection, auth, &self.address)?;
+        }
+        Ok(connection)
+    }
+}
+
+impl Delivery for ForwardDelivery {
+    fn deliver(&mut self, lines: &[&[u8]]) -> Result<(), DeliveryError> {
+        let chunk = chunk_id();
+        let message = self
+            .message(lines, &chunk)
+            .map_err(DeliveryError::Rejected)?;
+        match self.send(&message, &chunk) {
+            Ok(()) => {
+                self.auth_error_logged = false;
+                Ok(())
+            }
+            Err(failure) => {
+                if let Some(connection) = self.connection.take() {
+                    let _ = connection.stream.shutdown(Shutdown::Both);
+                }
+                let error = match failure {
+                    SendError::Auth(error) => {
+                        if !self.auth_error_logged {
+                            self.auth_error_logged = true;
+                            tracing::error!(
+                                address = %self.address,
+                                error = format!("{error:#}"),
+                                "Forward receiver refused the handshake; fix the output's credentials. Alerts stay spooled."
+                            );
+                        }
+                        error
+                    }
+                    SendError::Other(error) => error,
+                };
+                Err(DeliveryError::Retry(error))
+            }
+        }
+    }
+}
+
+/// Whether a kept connection still looks usable: no EOF and no unexpected bytes.
+fn alive(connection: &Connection) -> bool {
+    if !connection.reader.buffer().is_empty() || connection.stream.set_nonblocking(true).is_err() {
+        return false;
+    }
+    let mut byte = [0u8; 1];
+    let idle = matches!(connection.stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
+    connection.stream.set_nonblocking(false).is_ok() && idle
+}
+
+/// Runs HELO, PING, PONG on a new connection.
+fn handshake(connection: &mut Connection, auth: &Auth, address: &str) -> Result<(), SendError> {
+    let helo = rmpv::decode::read_value(&mut connection.reader).map_err(|error| {
+        anyhow!("no HELO from {address} ({error}); is shared_key set on the receiver?")
+    })?;
+    let fields = helo
+        .as_array()
+        .filter(|a| a.len() == 2 && a[0].as_str() == Some("HELO"));
+    let Some(fields) = fields else {
+        return Err(anyhow!("{address} sent {helo} instead of HELO").into());
+    };
+    let nonce = map_get(&fields[1], "nonce")
+        .map(bytes_of)
+        .unwrap_or_default();
+    let user_salt = map_get(&fields[1], "auth")
+        .map(bytes_of)
+        .unwrap_or_default();
+    let salt = format!("{:016x}{:016x}", random_u64(), random_u64());
+    let key = auth.shared_key.expose().as_bytes();
+    let digest = sha512_hex(&[salt.as_bytes(), auth.self_hostname.as_bytes(), &nonce, key]);
+    let (username, password_digest) = if user_salt.is_empty() {
+        (String::new(), String::new())
+    } else {
+        let (Some(user), Some(password)) = (&auth.username, &auth.password) else {
+            return Err(SendError::Auth(anyhow!(
+                "{address} asks for user authentication; set the output's username and password"
+            )));
+        };
+        let digest = sha512_hex(&[&user_salt, user.as_bytes(), password.expose().as_bytes()]);
+        (user.clone(), digest)
+    };
+    let ping = Pack::Array(vec![
+        Pack::from("PING"),
+        Pack::from(auth.self_hostname.as_str()),
+        Pack::from(salt.as_str()),
+        Pack::from(digest),
+        Pack::from(username),
+        Pack::from(password_digest),
+    ]);
+    let mut bytes = Vec::new();
+    rmpv::encode::write_value(&mut bytes, &ping).context("failed to encode PING")?;
+    connection
+        .stream
+        .write_all(&bytes)
+        .with_context(|| format!("failed to send PING to {address}"))?;
+    let pong = rmpv::decode::read_value(&mut connection.reader)
+        .map_err(|error| anyhow!("no PONG from {address} ({error})"))?;
+    let fields = pong
+        .as_array()
+        .filter(|a| a.len() == 5 && a[0].as_str() == Some("PONG"));
+    let Some(fields) = fields else {
+        return Err(anyhow!("{address} sent {pong} instead of PONG").into());
+    };
+    if fields[1].as_bool() != Some(true) {
+        let reason = fields[2].as_str().unwrap_or("no reason given");
+        return Err(SendError::Auth(anyhow!(
+            "{address} refused authentication: {reason}"
+        )));
+    }
+    let server_hostname = fields[3].as_str().unwrap_or_default();
+    let expected = sha512_hex(&[salt.as_bytes(), server_hostname.as_bytes(), &nonce, key]);
+    if !fields[4]
+        .as_str()
+        .is_some_and(|digest| digest.eq_ignore_ascii_case(&expected))
+    {
+        return Err(SendError::Auth(anyhow!(
+            "{address} answered with a wrong shared-key digest; the shared_key differs"
+        )));
+    }
+    Ok(())
+}
+
+/// A MessagePack value's bytes, whether sent as binary or as a string.
+fn bytes_of(value: &Pack) -> Vec<u8> {
+    match value {
+        Pack::Binary(bytes) => bytes.clone(),
+        Pack::String(text) => text.as_bytes().to_vec(),
+        _ => Vec::new(),
+    }
+}
+
+/// The value under string key `key` of a MessagePack map.
+fn map_get<'a>(value: &'a Pack, key: &str) -> Option<&'a Pack> {
+    value
+        .as_map()?
+        .iter()
+        .find(|(k, _)| k.as_str() == Some(key))
+        .map(|(_, v)| v)
+}
+
+/// Lowercase hex SHA-512 of the concatenated `parts`.
+fn sha512_hex(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha512::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(128), |mut out, b| {
+            out.push_str(&format!("{b:02x}"));
+            out
+        })
+}
+
+/// An EventTime: ext type 0, big-endian seconds then nanoseconds.
+fn event_time(secs: u32, nanos: u32) -> Pack {
+    let mut data = Vec::with_capacity(8);
+    data.extend_from_slice(&secs.to_be_bytes());
+    data.extend_from_slice(&nanos.to_be_bytes());
+    Pack::Ext(0, data)
+}
+
+/// A JSON value as MessagePack.
+fn to_pack(value: serde_json::Value) -> Pack {
+    match value {
+        serde_json::Value::Null => Pack::Nil,
+        serde_json::Value::Bool(b) => Pack::Boolean(b),
+        serde_json::Value::Number(n) => {
+            if let Some(u) = n.as_u64() {
+                Pack::from(u)
+            } else if let Some(i) = n.as_i64() {
+                Pack::from(i)
+            } else {
+                Pack::F64(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        serde_json::Value::String(s) => Pack::from(s),
+        serde_json::Value::Array(items) => Pack::Array(items.into_iter().map(to_pack).collect()),
+        serde_json::Value::Object(map) => Pack::Map(
+            map.into_iter()
+                .map(|(k, v)| (Pack::from(k), to_pack(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A unique chunk id: 16 random bytes in base64.
+fn chunk_id() -> String {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
+    bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
+    base64(&bytes)
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for group in bytes.chunks(3) {
+        let n = (u32::from(group[0]) << 16)
+            | (u32::from(group.get(1).copied().unwrap_or(0)) << 8)
+            | u32::from(group.get(2).copied().unwrap_or(0));
+        for i in 0..4 {
+            if i <= group.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_examples() {
+        for (input, output) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), output);
+        }
+        assert_eq!(chunk_id().len(), 24);
+        assert_ne!(chunk_id(), chunk_id());
+    }
+
+    #[test]
+    fn sha512_hex_matches_the_standard_vector() {
+        assert_eq!(
+            sha512_hex(&[b"a", b"bc"]),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+    }
+
+    #[test]
+    fn messages_are_forward_mode_with_event_times() {
+        let config: ForwardConfig =
+            serde_json::from_value(serde_json::json!({"address": "127.0.0.1:24224"})).unwrap();
+        let delivery = config.delivery().unwrap();
+        let bytes = delivery
+            .message(
+                &[
+                    br#"{"time":"2024-12-16T18:41:07.250Z","n":1,"f":1.5,"neg":-2}"#,
+                    b"[1]",
+                ],
+                "abc",
+            )
+            .unwrap();
+        let message = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
+        let parts = message.as_array().unwrap();
+        assert_eq!(parts[0].as_str(), Some("minewatch.alert"));
+        let entries = parts[1].as_array().unwrap();
+        assert_eq!(entries.len(), 2);
+        let first = entries[0].as_array().unwrap();
+        let Pack::Ext(0, data) = &first[0] else {
+            panic!("not an EventTime: {}", first[0]);
+        };
+        assert_eq!(data[..4], 1_734_374_467u32.to_be_bytes());
+        assert_eq!(data[4..], 250_000_000u32.to_be_bytes());
+        assert_eq!(map_get(&first[1], "n").and_then(Pack::as_u64), Some(1));
+        assert_eq!(map_get(&first[1], "f").and_then(Pack::as_f64), Some(1.5));
+        assert_eq!(map_get(&first[1], "neg").and_then(Pack::as_i64), Some(-2));
+        let second = entries[1].as_array().unwrap();
+        assert!(map_get(&second[1], "message").is_some());
+        assert_eq!(
+            map_get(&parts[2], "chunk").and_then(Pack::as_str),
+            Some("abc")
+        );
+        assert_eq!(map_get(&parts[2], "size").and_then(Pack::as_u64), Some(2));
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        for (json, needle) in [
+            (serde_json::json!({"address": "localhost"}), "host:port"),
+            (serde_json::json!({"address": "h:1", "tag": ""}), "tag"),
+            (
+                serde_json::json!({"address": "h:1", "ack_timeout_secs": 0}),
+                "ack_timeout_secs",
+            ),
+            (
+                serde_json::json!({"address": "h:1", "username": "u"}),
+                "password",
+            ),
+            (
+                serde_json::json!({"address": "h:1", "username": "u", "password": "p"}),
+                "shared_key",
+            ),
+        ] {
+            let config: ForwardConfig = serde_json::from_value(json).unwrap();
+            let error = config.delivery().err().unwrap().to_string();
+            assert!(error.contains(needle), "{error}");
+        }
+        let config: ForwardConfig =
+            serde_json::from_value(serde_json::json!({"address": "h:1", "shared_key": "k3y"}))
+                .unwrap();
+        assert!(!format!("{config:?}").contains("k3y"));
+    }
+}

@@ -1,0 +1,188 @@
+//! Fluent Forward protocol (v1) source: a server that Fluent Bit, Fluentd, Vector and the
+//! fluent-logger libraries can forward CloudTrail records to.
+//!
+//! This module owns the public surface ([`serve`], [`ForwardConfig`], [`ForwardHandler`]
+//! and the batch types); `protocol.rs` owns the wire format (framing, the four event modes,
+//! EventTime, the HELO/PING/PONG handshake, acks) and `server.rs` owns sockets, connections,
+//! timeouts and shutdown.
+//!
+//! What is supported, against the Forward Protocol Specification v1:
+//! - Message `[tag, time, record, option?]`, Forward `[tag, [[time, record], ...], option?]`,
+//!   PackedForward `[tag, bin|str, option?]` and CompressedPackedForward (option
+//!   `compressed: "gzip"`, several concatenated gzip members allowed; `"text"` means
+//!   uncompressed, as fluent-logger-node sends it).
+//! - Time as integer seconds, EventTime (ext type 0: big-endian u32 seconds, u32 nanoseconds),
+//!   a float, or nil (replaced by the arrival time, as Fluentd does); entries may also use
+//!   Fluent Bit's `[[time, metadata], record]` shape, whose metadata is ignored.
+//! - The `chunk` option: once the handler accepts the batch the server answers
+//!   `{"ack": <chunk>}`; on a [`Refusal`] it answers nothing, so the client resends.
+//! - Shared-key authentication (HELO/PING/PONG) when [`ForwardConfig::shared_key`] is set;
+//!   user/password authentication is not offered (HELO carries an empty `auth`).
+//! - Heartbeats: a msgpack nil message is ignored, a TCP connect-and-close is logged at debug
+//!   only, and a UDP socket on the listener's address answers every datagram with the
+//!   single byte `0x00` (the spec's UDP heartbeat reply).
+//! - Fluent Bit metrics and traces (option `fluent_signal` 1 or 2) are acknowledged and
+//!   dropped with one warning per connection: only logs are events here.
+//!
+//! Anything that is not msgpack, or is msgpack of the wrong shape, closes that connection
+//! with one warning and never affects the others; so does a message over
+//! [`ForwardConfig::max_message_bytes`]. (Fluentd's in_forward also takes JSON; this server
+//! does not, and closes such a connection as garbage.) TLS is not offered: run it on
+//! loopback or a pod network, next to the forwarder. Individual entries that are malformed (bad time,
+//! record not a map) are dropped and counted in [`ForwardBatch::dropped`].
+
+mod protocol;
+mod server;
+
+#[cfg(test)]
+mod peer_tests;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+
+pub use server::serve;
+
+/// What the server hands to the pipeline: one decoded chunk of events for one tag.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardBatch {
+    /// The Fluent tag the client sent the events under.
+    pub tag: String,
+    /// The events whose record was a map, in the order the client sent them.
+    pub records: Vec<ForwardRecord>,
+    /// How many entries of this chunk were dropped (record not a map, unusable time, entry of
+    /// the wrong shape).
+    pub dropped: usize,
+}
+
+/// One event: its time and its record converted to JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ForwardRecord {
+    /// The event time the client attached.
+    pub time: ForwardTime,
+    /// The msgpack map converted to JSON: binary strings become UTF-8 (lossy), EventTime
+    /// values become fractional seconds, other ext types become null, and non-string keys
+    /// become their JSON text.
+    pub record: serde_json::Value,
+}
+
+/// An event time with nanosecond precision, in seconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ForwardTime {
+    /// Whole seconds since the Unix epoch.
+    pub seconds: u64,
+    /// Nanoseconds within the second, below 1,000,000,000.
+    pub nanos: u32,
+}
+
+/// Why a batch was not accepted; the server then sends no ack, so the client retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The pipeline is saturated; the client should retry later.
+    Busy,
+    /// The pipeline failed to take the batch, for the given reason.
+    Failed(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Busy => f.write_str("the pipeline is busy"),
+            Refusal::Failed(reason) => write!(f, "the pipeline failed: {reason}"),
+        }
+    }
+}
+
+/// Receives decoded batches; the server acks a chunk only after `handle` returns `Ok`.
+pub trait ForwardHandler: Send + Sync + 'static {
+    /// Takes one batch; messages of one connection are handed over one at a time, in order.
+    fn handle(
+        &self,
+        batch: ForwardBatch,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + '_>>;
+}
+
+/// Settings of the Forward server, deserialisable from the configuration file.
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardConfig {
+    /// Address to listen on (TCP, and UDP for heartbeats); loopback unless you mean otherwise.
+    pub listen: std::net::SocketAddr,
+    /// Shared key for the HELO/PING/PONG handshake; none disables authentication.
+    pub shared_key: Option<String>,
+    /// Server hostname sent in HELO/PONG.
+    pub self_hostname: String,
+    /// Largest accepted message (bytes) before the connection is closed as abusive.
+    pub max_message_bytes: usize,
+    /// Largest decompressed payload (bytes) of one CompressedPackedForward message.
+    pub max_decompressed_bytes: usize,
+    /// Idle connections are closed after this many seconds.
+    pub idle_timeout_secs: u64,
+    /// Connections beyond this many at once are closed right after being accepted.
+    pub max_connections: usize,
+    /// Whether to answer UDP heartbeats on the listener's address and port.
+    pub udp_heartbeat: bool,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 24224)),
+            shared_key: None,
+            self_hostname: "minewatch".to_owned(),
+            max_message_bytes: 64 * 1024 * 1024,
+            max_decompressed_bytes: 256 * 1024 * 1024,
+            idle_timeout_secs: 300,
+            max_connections: 1024,
+            udp_heartbeat: true,
+        }
+    }
+}
+
+impl fmt::Debug for ForwardConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The shared key is a secret: show only whether one is set.
+        f.debug_struct("ForwardConfig")
+            .field("listen", &self.listen)
+            .field(
+                "shared_key",
+                &self.shared_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("self_hostname", &self.self_hostname)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("max_decompressed_bytes", &self.max_decompressed_bytes)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("max_connections", &self.max_connections)
+            .field("udp_heartbeat", &self.udp_heartbeat)
+            .finish()
+    }
+}
+
+impl ForwardConfig {
+    /// Checks the settings for values the server cannot work with.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(key) = &self.shared_key
+            && key.is_empty()
+        {
+            anyhow::bail!("fluent shared_key is empty: remove it to disable authentication");
+        }
+        if self.self_hostname.is_empty() {
+            anyhow::bail!("fluent self_hostname must not be empty");
+        }
+        if self.max_message_bytes == 0 {
+            anyhow::bail!("fluent max_message_bytes must be positive");
+        }
+        if self.max_decompressed_bytes == 0 {
+            anyhow::bail!("fluent max_decompressed_bytes must be positive");
+        }
+        if self.idle_timeout_secs == 0 {
+            anyhow::bail!("fluent idle_timeout_secs must be positive");
+        }
+        if self.max_connections == 0 {
+            anyhow::bail!("fluent max_connections must be positive");
+        }
+        Ok(())
+    }
+}
