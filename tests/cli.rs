@@ -259,3 +259,25 @@ fn ocsf_output_is_a_detection_finding() {
         );
     }
 }
+
+#[test]
+fn the_example_configs_validate() {
+    let examples = data("../../examples");
+    let mut checked = 0;
+    for entry in walkdir::WalkDir::new(&examples)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let path = entry.path();
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name == "minimal.toml" || name == "minewatch.toml" {
+            let (dir, mut cmd) = setup();
+            cmd.args(["validate", "--config"]).args([path]).ok(&dir);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 4,
+        "minimal, vector, fluent-bit and fluentd configs: {checked}"
+    );
+}

@@ -19,9 +19,21 @@ Logs go to stderr; set MINEWATCH_LOG (e.g. debug, or minewatch=debug) to change 
 #[derive(Debug, Parser)]
 #[command(name = "minewatch", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
+    /// Log format on stderr.
+    #[arg(long, value_enum, global = true, default_value = "text")]
+    pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
 }
 
 /// The subcommands.

@@ -77,9 +77,10 @@ pub struct HttpConfig {
     /// The `http://` URL to POST to, e.g. `http://127.0.0.1:8080/` for Vector or
     /// `http://127.0.0.1:9880/minewatch.alert` for Fluent Bit (the path is the tag).
     pub endpoint: String,
-    /// Body format: `ndjson` (the default) or `json_array`.
+    /// How alerts are framed in a request body: `ndjson` (the default) or `json_array`.
+    /// (Named `framing` because `format` chooses native or OCSF alerts on every output.)
     #[serde(default)]
-    pub format: HttpFormat,
+    pub framing: HttpFormat,
     /// Body compression: `none` (the default) or `gzip`.
     #[serde(default)]
     pub compression: Compression,
@@ -145,7 +146,7 @@ impl HttpConfig {
         )?;
         Ok(HttpDelivery {
             poster,
-            format: self.format,
+            format: self.framing,
         })
     }
 
@@ -321,7 +322,7 @@ impl Poster {
                 .map_err(|_| anyhow!("headers: {name:?} is not a valid header name"))?;
             if RESERVED_HEADERS.contains(&header.as_str()) {
                 bail!(
-                    "headers: {name} is set by minewatch (from format and compression); remove it"
+                    "headers: {name} is set by minewatch (from framing and compression); remove it"
                 );
             }
             ureq::http::HeaderValue::from_str(value.expose()).map_err(|_| {
@@ -598,7 +599,7 @@ mod tests {
             "headers": {"Authorization": "Bearer s3cret"}
         }))
         .unwrap();
-        assert_eq!(config.format, HttpFormat::Ndjson);
+        assert_eq!(config.framing, HttpFormat::Ndjson);
         assert_eq!(config.timeout_secs, 30);
         assert_eq!(config.batch_max_events, 500);
         assert_eq!(config.retry_initial_ms, 200);

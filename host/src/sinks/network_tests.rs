@@ -257,7 +257,10 @@ fn http_json_array_with_gzip_suits_fluent_bit() {
     let addr = free_addr();
     let receiver = Receiver::start(addr, Box::new(|_, _| (201, String::new())));
     let tmp = tempfile::tempdir().unwrap();
-    let config = http_config(addr, json!({"format": "json_array", "compression": "gzip"}));
+    let config = http_config(
+        addr,
+        json!({"framing": "json_array", "compression": "gzip"}),
+    );
     // As the pipeline holds it: boxed, watched through a handle.
     let sink = config.build("fluent-bit", tmp.path()).unwrap();
     let handle = sink.handle();
