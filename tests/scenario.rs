@@ -99,3 +99,42 @@ fn the_bundled_sample_is_the_generated_scenario_and_gives_its_alerts() {
         expected(&dir.join("expected.ndjson"))
     );
 }
+
+#[test]
+fn the_prefilter_never_rejects_a_subscribed_event() {
+    let (dir, mut cmd) = setup();
+    cmd.args([
+        "generate",
+        "--days",
+        "30",
+        "--events-per-day",
+        "300",
+        "--layout",
+        "garbage",
+        "--output",
+        "dirty.ndjson",
+    ])
+    .ok(&dir);
+    let prefilter = minewatch::intake::Prefilter::new(["RunInstances", "StartInstances"]);
+    let text = std::fs::read(dir.join("dirty.ndjson")).unwrap();
+    let (mut rejected, mut total) = (0, 0);
+    for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        total += 1;
+        if prefilter.wants(line) {
+            continue;
+        }
+        rejected += 1;
+        let record: serde_json::Value =
+            serde_json::from_slice(line).expect("only well-formed objects are rejected");
+        let name = record["eventName"].as_str().unwrap_or_default();
+        assert!(
+            !["RunInstances", "StartInstances"].contains(&name),
+            "rejected a subscribed event: {record}"
+        );
+        assert!(record.get("eventSource").is_some());
+    }
+    assert!(
+        rejected * 100 > total * 90,
+        "most of a mixed stream is rejected unparsed: {rejected} of {total}"
+    );
+}

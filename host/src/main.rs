@@ -209,7 +209,12 @@ fn process(config: &Config, inputs: &[String], learn_only: bool) -> Result<RunSu
     let read = ReadOptions {
         max_record_bytes: config.max_record_bytes,
     };
-    let (rx, reader) = spawn_reader(inputs, read, config.record_field.clone());
+    let (rx, reader) = spawn_reader(
+        inputs,
+        read,
+        config.record_field.clone(),
+        pipeline.prefilter(),
+    );
     drain(
         rx,
         Duration::from_millis(config.idle_flush_ms),

@@ -15,7 +15,7 @@ use minewatch_guest::{Alert, DetectorInfo, Event};
 use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
-use crate::intake::{Consumer, Location, Skip, Visitor};
+use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
 use crate::runtime::{DetectorEngine, SharedStore, lock};
 use crate::sinks::AlertSink;
 use crate::summary::RunSummary;
@@ -84,6 +84,7 @@ pub struct Pipeline {
     renderers: [Renderer; 2],
     outputs: Vec<Output>,
     passthrough: bool,
+    prefilter: Option<Prefilter>,
     options: PipelineOptions,
     batch: Vec<Event>,
     locations: Vec<Location>,
@@ -122,6 +123,13 @@ impl Pipeline {
             Renderer::new(info.clone(), Format::Ocsf),
         ];
         let passthrough = outputs.iter().any(|o| o.passthrough);
+        let prefilter = (!passthrough).then(|| {
+            Prefilter::new(
+                info.subscriptions
+                    .iter()
+                    .flat_map(|s| s.event_names.iter().map(String::as_str)),
+            )
+        });
         Ok(Pipeline {
             detector,
             subscriptions,
@@ -130,12 +138,19 @@ impl Pipeline {
             renderers,
             outputs,
             passthrough,
+            prefilter,
             batch: Vec::with_capacity(options.batch_events),
             locations: Vec::with_capacity(options.batch_events),
             pending: Vec::new(),
             options,
             summary: RunSummary::default(),
         })
+    }
+
+    /// The byte-level prefilter for this detector's subscription; none when a
+    /// passthrough output needs every event.
+    pub fn prefilter(&self) -> Option<Prefilter> {
+        self.prefilter.clone()
     }
 
     /// What the pipeline has seen so far.
@@ -345,6 +360,17 @@ impl Pipeline {
 impl Visitor for Pipeline {
     fn record(&mut self, record: Value, location: Location) -> Result<()> {
         self.push(record, location)
+    }
+
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.wants(line))
+    }
+
+    fn filtered(&mut self, lines: u64) {
+        self.summary.records += lines;
+        self.summary.unsubscribed += lines;
+        metrics::counter!("minewatch_events_received_total").increment(lines);
+        metrics::counter!("minewatch_events_unsubscribed_total").increment(lines);
     }
 
     fn skip(&mut self, skip: Skip) {

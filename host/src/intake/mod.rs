@@ -7,6 +7,7 @@
 //! wherever a record may stand. What cannot be read as a record is reported to the
 //! [`Visitor`] as a [`Skip`] with its location, and reading goes on.
 
+mod prefilter;
 mod sniff;
 mod thread;
 
@@ -20,6 +21,7 @@ use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 use serde_json::Value;
 
+pub use prefilter::Prefilter;
 pub use sniff::read_stream;
 pub use thread::{Consumer, Input, Item, drain, spawn_reader};
 
@@ -115,6 +117,16 @@ pub trait Visitor {
     fn record_field(&self) -> Option<&str> {
         None
     }
+
+    /// Whether an NDJSON line may hold a wanted record; a line this rejects is counted
+    /// with [`Visitor::filtered`] and never parsed. It must never reject a wanted record
+    /// (see [`Prefilter`]).
+    fn wants(&self, _line: &[u8]) -> bool {
+        true
+    }
+
+    /// Counts lines [`Visitor::wants`] rejected.
+    fn filtered(&mut self, _lines: u64) {}
 }
 
 /// Limits applied while reading.

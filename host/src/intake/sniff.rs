@@ -30,6 +30,15 @@ impl Visitor for Counting<'_> {
     fn record_field(&self) -> Option<&str> {
         self.inner.record_field()
     }
+
+    fn wants(&self, line: &[u8]) -> bool {
+        self.inner.wants(line)
+    }
+
+    fn filtered(&mut self, lines: u64) {
+        self.records += lines;
+        self.inner.filtered(lines);
+    }
 }
 
 /// Reads one stream (file or stdin), sniffing gzip and the JSON shape.
@@ -157,7 +166,7 @@ fn read_line_capped(
 }
 
 fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 /// Reads NDJSON line by line until the end of the stream.
@@ -203,6 +212,10 @@ fn oversized(options: ReadOptions, location: Location) -> Skip {
 /// Parses one NDJSON line; blank lines are ignored.
 fn read_line(line: &[u8], source: &Arc<str>, number: u64, visitor: &mut dyn Visitor) -> Result<()> {
     if line.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    if !visitor.wants(line) {
+        visitor.filtered(1);
         return Ok(());
     }
     let location = Location {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Result;
 use serde_json::Value;
 
-use super::{Location, ReadOptions, Skip, Visitor, list_files, read_file, read_stdin};
+use super::{Location, Prefilter, ReadOptions, Skip, Visitor, list_files, read_file, read_stdin};
 
 /// One `--input`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,41 +43,82 @@ pub enum Item {
     Skip(Skip),
     /// An input that could not be read at all.
     Unreadable(anyhow::Error),
+    /// Lines the prefilter rejected since the last item.
+    Filtered(u64),
 }
 
-struct Sender(SyncSender<Item>, Option<String>);
+/// The reader side: forwards items, and counts prefiltered lines in bulk.
+struct Sender {
+    tx: SyncSender<Item>,
+    record_field: Option<String>,
+    prefilter: Option<Prefilter>,
+    filtered: u64,
+}
+
+impl Sender {
+    fn send(&mut self, item: Item) -> bool {
+        if self.filtered > 0 {
+            let n = std::mem::take(&mut self.filtered);
+            if self.tx.send(Item::Filtered(n)).is_err() {
+                return false;
+            }
+        }
+        self.tx.send(item).is_ok()
+    }
+}
 
 impl Visitor for Sender {
     fn record(&mut self, record: Value, location: Location) -> Result<()> {
-        self.0
-            .send(Item::Record(record, location))
-            .map_err(|_| anyhow::anyhow!("the pipeline stopped"))
+        if self.send(Item::Record(record, location)) {
+            Ok(())
+        } else {
+            Err(anyhow::anyhow!("the pipeline stopped"))
+        }
     }
 
     fn skip(&mut self, skip: Skip) {
-        let _ = self.0.send(Item::Skip(skip));
+        self.send(Item::Skip(skip));
     }
 
     fn record_field(&self) -> Option<&str> {
-        self.1.as_deref()
+        self.record_field.as_deref()
+    }
+
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.wants(line))
+    }
+
+    fn filtered(&mut self, lines: u64) {
+        self.filtered += lines;
     }
 }
 
-/// Starts a thread reading `inputs` in order; `record_field` is as in [`Visitor::record_field`].
+/// Starts a thread reading `inputs` in order; `record_field` is as in
+/// [`Visitor::record_field`], and lines `prefilter` rejects are only counted.
 pub fn spawn_reader(
     inputs: Vec<Input>,
     options: ReadOptions,
     record_field: Option<String>,
+    prefilter: Option<Prefilter>,
 ) -> (Receiver<Item>, JoinHandle<()>) {
     let (tx, rx) = mpsc::sync_channel(4096);
     let handle = std::thread::Builder::new()
         .name("minewatch-reader".into())
         .spawn(move || {
-            let mut sender = Sender(tx, record_field);
+            let mut sender = Sender {
+                tx,
+                record_field,
+                prefilter,
+                filtered: 0,
+            };
             for input in inputs {
                 if !read_input(input, options, &mut sender) {
                     return;
                 }
+            }
+            let rest = std::mem::take(&mut sender.filtered);
+            if rest > 0 {
+                let _ = sender.tx.send(Item::Filtered(rest));
             }
         })
         .expect("spawning the reader thread");
@@ -90,7 +131,7 @@ fn read_input(input: Input, options: ReadOptions, sender: &mut Sender) -> bool {
         Input::Stdin => vec![None],
         Input::Path(path) => match list_files(&path) {
             Ok(files) => files.into_iter().map(Some).collect(),
-            Err(error) => return sender.0.send(Item::Unreadable(error)).is_ok(),
+            Err(error) => return sender.send(Item::Unreadable(error)),
         },
     };
     for file in files {
@@ -99,7 +140,7 @@ fn read_input(input: Input, options: ReadOptions, sender: &mut Sender) -> bool {
             Some(file) => read_file(file, options, sender),
         };
         if let Err(error) = result
-            && sender.0.send(Item::Unreadable(error)).is_err()
+            && !sender.send(Item::Unreadable(error))
         {
             return false;
         }
@@ -128,6 +169,7 @@ pub fn drain(rx: Receiver<Item>, idle_after: Duration, consumer: &mut dyn Consum
             Ok(Item::Record(record, location)) => consumer.record(record, location)?,
             Ok(Item::Skip(skip)) => consumer.skip(skip),
             Ok(Item::Unreadable(error)) => consumer.unreadable(error),
+            Ok(Item::Filtered(lines)) => consumer.filtered(lines),
             Err(RecvTimeoutError::Timeout) => consumer.idle()?,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
