@@ -128,6 +128,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary> {
     let pipeline = build_pipeline(&config, false)?;
+    let prefilter = pipeline.prefilter();
     let metrics = metrics_handle();
     let (submitter, worker) = worker::spawn(pipeline, config.queue_batches);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -143,6 +144,7 @@ pub async fn serve(
             read,
             record_field: config.record_field.clone(),
             metrics: metrics.clone(),
+            prefilter,
         });
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {

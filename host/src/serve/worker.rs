@@ -22,6 +22,7 @@ use crate::summary::RunSummary;
 struct Job {
     records: Vec<(Value, Location)>,
     skips: Vec<Skip>,
+    filtered: u64,
     reply: oneshot::Sender<Result<Receipt, Refused>>,
 }
 
@@ -56,17 +57,19 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    /// Submits records (and the skips found while decoding them) and waits until they
-    /// are processed and committed.
+    /// Submits records (with the skips found while decoding them and the count of
+    /// lines the prefilter rejected) and waits until they are processed and committed.
     pub async fn submit(
         &self,
         records: Vec<(Value, Location)>,
         skips: Vec<Skip>,
+        filtered: u64,
     ) -> Result<Receipt, Refused> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             records,
             skips,
+            filtered,
             reply,
         };
         self.tx.try_send(job).map_err(|e| match e {
@@ -86,7 +89,7 @@ pub fn spawn(pipeline: Pipeline, queue: usize) -> (Submitter, JoinHandle<Result<
         .spawn(move || {
             let mut pipeline = pipeline;
             while let Some(job) = rx.blocking_recv() {
-                let verdict = process(&mut pipeline, job.records, job.skips);
+                let verdict = process(&mut pipeline, job.records, job.skips, job.filtered);
                 let _ = job.reply.send(verdict);
             }
             pipeline.finish()
@@ -99,6 +102,7 @@ fn process(
     pipeline: &mut Pipeline,
     records: Vec<(Value, Location)>,
     skips: Vec<Skip>,
+    filtered: u64,
 ) -> Result<Receipt, Refused> {
     if let Err(full) = pipeline.check_ready() {
         return Err(Refused::OutputsFull(full.to_string()));
@@ -107,6 +111,7 @@ fn process(
     for skip in skips {
         pipeline.skip(skip);
     }
+    pipeline.filtered(filtered);
     let mut result = Ok(());
     for (record, location) in records {
         result = pipeline.push(record, location);

@@ -67,6 +67,8 @@ pub struct HttpState {
     pub record_field: Option<String>,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The pipeline's prefilter: NDJSON lines of other events are counted, not parsed.
+    pub prefilter: Option<crate::intake::Prefilter>,
 }
 
 /// The routes of the HTTP source.
@@ -115,9 +117,11 @@ async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Res
         .increment(body.len() as u64);
     let read = state.read;
     let record_field = state.record_field.clone();
+    let prefilter = state.prefilter.clone();
     let decoded = tokio::task::spawn_blocking(move || {
         let mut collected = Collected {
             record_field,
+            prefilter,
             ..Collected::default()
         };
         read_stream(&body[..], "http:/events".into(), read, &mut collected).map(|()| collected)
@@ -144,7 +148,7 @@ async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Res
         .skips
         .iter()
         .all(|s| s.reason.as_str() == "empty-input");
-    if collected.records.is_empty() && !empty_body {
+    if collected.records.is_empty() && collected.filtered == 0 && !empty_body {
         let reason = &collected.skips[0];
         return reply(
             StatusCode::BAD_REQUEST,
@@ -154,7 +158,7 @@ async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Res
     }
     let verdict = state
         .submitter
-        .submit(collected.records, collected.skips)
+        .submit(collected.records, collected.skips, collected.filtered)
         .await;
     let retry = Some(state.config.retry_after_secs);
     match verdict {

@@ -18,6 +18,10 @@ pub struct Collected {
     pub skips: Vec<Skip>,
     /// The configured field holding the record, if any.
     pub record_field: Option<String>,
+    /// Lines rejected unparsed by the prefilter.
+    pub filtered: u64,
+    /// The pipeline's prefilter, if it has one.
+    pub prefilter: Option<crate::intake::Prefilter>,
 }
 
 impl Visitor for Collected {
@@ -32,6 +36,14 @@ impl Visitor for Collected {
 
     fn record_field(&self) -> Option<&str> {
         self.record_field.as_deref()
+    }
+
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter.as_ref().is_none_or(|p| p.wants(line))
+    }
+
+    fn filtered(&mut self, lines: u64) {
+        self.filtered += lines;
     }
 }
 
@@ -70,7 +82,7 @@ impl fluent::ForwardHandler for ForwardIntake {
             use crate::serve::worker::Refused;
             match self
                 .submitter
-                .submit(collected.records, collected.skips)
+                .submit(collected.records, collected.skips, collected.filtered)
                 .await
             {
                 Ok(_) => Ok(()),

@@ -1,0 +1,259 @@
+//! End-to-end and hot-path benchmarks of the detection pipeline.
+//!
+//! Run with `cargo bench --bench pipeline` (release build). It prints the machine, the
+//! inputs and every figure; nothing is asserted. Sections:
+//! 1. a mixed CloudTrail stream through `minewatch run`, against `grep -c RunInstances`;
+//! 2. a RunInstances-only stream through the component and through the native build of
+//!    the same logic (the sandbox's cost as a ratio);
+//! 3. baseline memory per key and lookup cost at 1 M and 10 M keys.
+//!
+//! Set `MINEWATCH_BENCH_QUICK=1` for a fast smoke run with smaller inputs.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::Write;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use minewatch::config::EngineKind;
+use minewatch::scenario::{self, Spec};
+use minewatch::store::BaselineStore;
+use minewatch_guest::projection::{FieldPath, project};
+use minewatch_guest::{Baseline, Event};
+use serde_json::Value;
+
+/// The system allocator, counting live heap bytes so memory per key is exact.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+#[allow(unsafe_code, reason = "a counting wrapper around the system allocator")]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size, Ordering::Relaxed);
+        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn main() -> anyhow::Result<()> {
+    let quick = std::env::var_os("MINEWATCH_BENCH_QUICK").is_some();
+    print_machine();
+    mixed_stream(if quick { 500 } else { 4000 })?;
+    launches(if quick { 20_000 } else { 100_000 })?;
+    for keys in if quick {
+        vec![100_000]
+    } else {
+        vec![1_000_000, 10_000_000]
+    } {
+        baseline_memory(keys);
+    }
+    Ok(())
+}
+
+/// Best wall time of `runs` runs of a command, in seconds.
+fn best_of(runs: usize, mut command: impl FnMut() -> Command) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let started = Instant::now();
+            let out = command().output().expect("command runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            started.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn mixed_stream(events_per_day: u32) -> anyhow::Result<()> {
+    let spec = Spec {
+        events_per_day,
+        ..Spec::default()
+    };
+    let scenario = scenario::generate(&spec);
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("mixed.ndjson");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
+    let mut launches = 0;
+    for event in &scenario.events {
+        launches += usize::from(event["eventName"] == "RunInstances");
+        serde_json::to_writer(&mut out, event)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    drop(out);
+    let bytes = std::fs::metadata(&path)?.len() as f64;
+    let events = scenario.events.len() as f64;
+    println!(
+        "\n[mixed stream] generated 45-day scenario: {} events, {:.1} MB, {:.2}% RunInstances",
+        events,
+        bytes / 1e6,
+        100.0 * launches as f64 / events
+    );
+    let grep = best_of(3, || {
+        let mut c = Command::new("grep");
+        c.args(["-c", "RunInstances"]).arg(&path);
+        c
+    });
+    let run = best_of(3, || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_minewatch"));
+        c.args(["run", "--memory", "--input"])
+            .arg(&path)
+            .env("MINEWATCH_LOG", "error");
+        c
+    });
+    println!(
+        "  grep -c RunInstances    {grep:>7.3} s  {:>8.0} MB/s",
+        bytes / 1e6 / grep
+    );
+    println!(
+        "  minewatch run --memory  {run:>7.3} s  {:>8.0} MB/s  {:>9.0} events/s  = {:.2}x grep (target <= 3x)",
+        bytes / 1e6 / run,
+        events / run,
+        run / grep
+    );
+    Ok(())
+}
+
+/// A RunInstances-only stream: the scenario's successful launches, replayed with fresh
+/// event ids and times a few seconds apart, so the rules do their full work per event.
+fn launch_stream(count: usize) -> Vec<Value> {
+    let scenario = scenario::generate(&Spec::default());
+    let templates: Vec<&Value> = scenario
+        .events
+        .iter()
+        .filter(|e| e["eventName"] == "RunInstances" && e.get("errorCode").is_none())
+        .collect();
+    let start = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z")
+        .unwrap()
+        .timestamp();
+    (0..count)
+        .map(|i| {
+            let mut event = templates[i % templates.len()].clone();
+            event["eventID"] = Value::String(format!("bench-{i:012}"));
+            let time = chrono::DateTime::from_timestamp(start + (i as i64) * 7, 0).unwrap();
+            event["eventTime"] = Value::String(time.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+            event
+        })
+        .collect()
+}
+
+fn launches(count: usize) -> anyhow::Result<()> {
+    let events = launch_stream(count);
+    let lines: Vec<String> = events.iter().map(Value::to_string).collect();
+    let bytes: usize = lines.iter().map(String::len).sum();
+    println!(
+        "\n[RunInstances only] {count} successful launches replayed from the scenario, {:.1} MB",
+        bytes as f64 / 1e6
+    );
+    let info = minewatch_guest::Detector::describe();
+    let paths: Vec<FieldPath> = info
+        .fields
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
+    let started = Instant::now();
+    let parsed: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let parse = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let projected: Vec<Event> = parsed.iter().map(|e| project(e, &paths)).collect();
+    let projection = started.elapsed().as_secs_f64();
+    println!(
+        "  host parse (serde_json)   {:>9.0} events/s\n  host projection           {:>9.0} events/s",
+        count as f64 / parse,
+        count as f64 / projection
+    );
+    let mut rates = Vec::new();
+    for engine in [EngineKind::Native, EngineKind::Component] {
+        let store = minewatch::share(BaselineStore::in_memory());
+        let mut detector = minewatch::build_detector(engine, None, "{}", store)?;
+        let started = Instant::now();
+        let mut alerts = 0;
+        for batch in projected.chunks(512) {
+            alerts += detector.detect("bench", batch.to_vec())?.alerts.len();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        rates.push(seconds);
+        println!(
+            "  detect, {:<9}         {:>9.0} events/s  ({:.3} s, {alerts} alerts, batches of 512, in-memory baselines)",
+            format!("{engine:?}").to_lowercase(),
+            count as f64 / seconds,
+            seconds
+        );
+    }
+    println!(
+        "  component / native time   {:.2}x (target <= 1.5x)",
+        rates[1] / rates[0]
+    );
+    Ok(())
+}
+
+/// Live heap bytes (requested sizes; allocator overhead not included).
+fn heap_bytes() -> u64 {
+    LIVE.load(Ordering::Relaxed) as u64
+}
+
+fn baseline_memory(keys: usize) {
+    let mut store = BaselineStore::in_memory();
+    let before = heap_bytes();
+    let started = Instant::now();
+    {
+        let mut tenant = store.tenant("bench");
+        for i in 0..keys {
+            // AMI-shaped keys: 21 bytes, like ami-0123456789abcdef0.
+            let key = format!("ami-{i:017x}");
+            tenant.observe("ec2-unseen-ami", 0, &[(&key, 1_700_000_000_000 + i as i64)]);
+        }
+    }
+    let insert = started.elapsed().as_secs_f64();
+    let after = heap_bytes();
+    let probes = 1_000_000.min(keys);
+    let started = Instant::now();
+    {
+        let mut tenant = store.tenant("bench");
+        for i in 0..probes {
+            let key = format!("ami-{:017x}", (i * 7919) % keys);
+            tenant.observe("ec2-unseen-ami", 0, &[(&key, 1_800_000_000_000)]);
+        }
+    }
+    let lookup = started.elapsed().as_secs_f64();
+    println!(
+        "\n[baseline] {keys} keys of 21 bytes: {:.0} heap bytes per key (target <= 128), insert {:.0} ns/key, observe of a known key {:.0} ns",
+        (after.saturating_sub(before)) as f64 / keys as f64,
+        insert * 1e9 / keys as f64,
+        lookup * 1e9 / probes as f64
+    );
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!("machine: {cpu}, {cores} cores");
+}
