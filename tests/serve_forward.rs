@@ -178,20 +178,47 @@ fn an_alert_receiver_down_for_30_seconds_loses_and_duplicates_nothing() {
 fn a_full_output_spool_turns_into_503_with_retry_after() {
     let (dir, _) = setup();
     // Nothing listens on the receiver's port, and the spool holds about one alert.
-    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
     let config = dir.write(
         "tiny.toml",
         format!(
             "memory = true\n[[outputs]]\ntype = \"http\"\nname = \"down\"\nendpoint = \"http://{dead}/\"\nspool_max_bytes = 100\n"
         ),
     );
-    let server = Server::start(&dir, &["--http", "127.0.0.1:0", "--config", config.to_str().unwrap()]);
-    let history = std::fs::read(crate::util::data("conformance/failures-ignored/events.ndjson")).unwrap();
+    let server = Server::start(
+        &dir,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    let history = std::fs::read(crate::util::data(
+        "conformance/failures-ignored/events.ndjson",
+    ))
+    .unwrap();
     let (status, reply) = post(&server.url("/events"), &history, &[]);
-    assert_eq!(status, 200, "the batch with four alerts is spooled: {reply}");
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let response = agent.post(server.url("/events")).send(&history[..]).unwrap();
-    assert_eq!(response.status().as_u16(), 503, "the spool is over its limit");
+    assert_eq!(
+        status, 200,
+        "the batch with four alerts is spooled: {reply}"
+    );
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let response = agent
+        .post(server.url("/events"))
+        .send(&history[..])
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        503,
+        "the spool is over its limit"
+    );
     assert_eq!(response.headers().get("retry-after").unwrap(), "1");
     server.stop();
 }
