@@ -9,8 +9,12 @@ mod bad_input;
 mod cli;
 /// The conformance cases of the detection semantics, through both engines.
 mod conformance;
+/// The custom-detector kit, in `run --component` and in the Node host.
+mod custom_detector;
 /// Component and native build give identical alerts.
 mod differential;
+/// The embedded component in Node (jco) gives the alerts of the Rust host.
+mod node_host;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
 /// Durable baselines: restarts and kill -9.

@@ -308,16 +308,15 @@ fn detections(component: Option<&Path>, json: bool) -> Result<ExitCode> {
     }
     println!("{} {}", info.name, info.version);
     for d in &info.detections {
+        let severity = format!("{:?}", d.severity).to_lowercase();
+        let mitre = d.mitre_attack.join(",");
         println!(
-            "{:<26} {:<8} risk {:>3}  {:<20} {}\n{:<26} splunk {}",
-            d.slug,
-            format!("{:?}", d.severity).to_lowercase(),
-            d.risk_score,
-            d.mitre_attack.join(","),
-            d.name,
-            "",
-            d.splunk_id
+            "{:<26} {severity:<8} risk {:>3}  {mitre:<20} {}",
+            d.slug, d.risk_score, d.name
         );
+        if !d.splunk_id.is_empty() {
+            println!("{:<26} splunk {}", "", d.splunk_id);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
