@@ -18,6 +18,46 @@
 //! - [`config`]: the TOML configuration.
 //! - [`summary`]: counts and the skip log.
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
+//!
+//! Embedding: load a detector, wire it to baselines and outputs, feed records.
+//!
+//! ```
+//! use minewatch::config::EngineKind;
+//! use minewatch::intake::Location;
+//! use minewatch::pipeline::{Output, Pipeline, PipelineOptions};
+//! use minewatch::sinks::MemorySink;
+//! use minewatch::store::BaselineStore;
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! // Baselines in memory (`BaselineStore::open(dir)` for the durable store).
+//! let baselines = minewatch::share(BaselineStore::in_memory());
+//! // The built-in component (or `Some(path)` to a component file), default settings.
+//! let detector = minewatch::build_detector(EngineKind::Component, None, "{}", baselines.clone())?;
+//! let alerts = MemorySink::default();
+//! let outputs = vec![Output::alerts("memory", Box::new(alerts.clone()))];
+//! let mut pipeline = Pipeline::new(detector, baselines, outputs, PipelineOptions::default())?;
+//!
+//! // Twenty days of one user launching in us-east-1, then a launch in a new region.
+//! for day in 1..=21 {
+//!     let region = if day == 21 { "ap-south-1" } else { "us-east-1" };
+//!     let record = serde_json::json!({
+//!         "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+//!         "eventTime": format!("2026-03-{day:02}T10:00:00Z"), "awsRegion": region,
+//!         "eventID": format!("launch-{day}"),
+//!         "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"},
+//!         "requestParameters": {"instanceType": "t3.micro"},
+//!     });
+//!     pipeline.push(record, Location { source: "doc".into(), line: Some(day), record: None })?;
+//! }
+//! pipeline.finish()?;
+//!
+//! let raised = alerts.alerts();
+//! assert_eq!(raised.len(), 1);
+//! assert_eq!(raised[0]["detection"], "ec2-unseen-region");
+//! assert_eq!(raised[0]["key"], "ap-south-1");
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod alert;
