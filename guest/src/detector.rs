@@ -3,8 +3,9 @@
 use crate::baseline::Baseline;
 use crate::catalog::{self, UNSEEN_AMI, UNSEEN_INSTANCE_TYPE, UNSEEN_REGION, UNSEEN_USER};
 use crate::cloudtrail::{Call, EventView, FIELDS};
-use crate::model::{DetectorInfo, Event, Outcome, Skip, Subscription};
-use crate::rules::{rate, unseen::UnseenRule};
+use crate::model::{Alert, DetectorInfo, Event, Outcome, Skip, Subscription};
+use crate::rules::rate;
+use crate::rules::unseen::{Sighting, UnseenRule};
 use crate::settings::Settings;
 
 /// The AWS Cryptomining detections with their settings.
@@ -49,70 +50,99 @@ impl Detector {
     }
 
     /// Runs every detection over a batch, in order, updating `baseline` as it goes.
+    ///
+    /// Each first-seen set is observed once for the whole batch (its answers depend only
+    /// on its own earlier sightings), so the component crosses into the host a few times
+    /// per batch for the unseen rules instead of four times per event; alerts come out in
+    /// event order, and within an event in catalogue order.
     pub fn detect<B: Baseline + ?Sized>(&self, events: &[Event], baseline: &mut B) -> Outcome {
         let mut outcome = Outcome::default();
+        let mut views: Vec<(u32, EventView)> = Vec::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
             let index = index as u32;
-            let view = match EventView::read(event, &self.settings) {
-                Ok(Some(view)) => view,
-                Ok(None) => continue,
-                Err(malformed) => {
-                    outcome.skipped.push(Skip {
-                        event_index: index,
-                        reason: malformed.reason.to_string(),
-                        detail: malformed.detail,
-                    });
-                    continue;
-                }
-            };
-            if view.failed {
-                outcome.failed_calls += 1;
-                continue;
+            match EventView::read(event, &self.settings) {
+                Ok(Some(view)) if view.failed => outcome.failed_calls += 1,
+                Ok(Some(view)) => views.push((index, view)),
+                Ok(None) => {}
+                Err(malformed) => outcome.skipped.push(Skip {
+                    event_index: index,
+                    reason: malformed.reason.to_string(),
+                    detail: malformed.detail,
+                }),
             }
-            self.check(&view, index, baseline, &mut outcome);
         }
+        let mut alerts: Vec<(u32, usize, Alert)> = Vec::new();
+        for (order, rule) in self.unseen_rules().into_iter().enumerate() {
+            let sightings: Vec<Sighting<'_>> = views
+                .iter()
+                .filter(|(_, view)| view.call == Call::RunInstances || order == 0)
+                .flat_map(|(index, view)| {
+                    keys(order, view).into_iter().map(move |key| Sighting {
+                        event_index: *index,
+                        event: view,
+                        key,
+                    })
+                })
+                .collect();
+            alerts.extend(
+                rule.check(&sightings, baseline)
+                    .into_iter()
+                    .map(|a| (a.event_index, order, a)),
+            );
+        }
+        let s = &self.settings;
+        if s.launch_spike.enabled || s.launch_spike_density.enabled {
+            let launches: Vec<&(u32, EventView)> = views
+                .iter()
+                .filter(|(_, view)| view.call == Call::RunInstances && view.principal.is_some())
+                .collect();
+            let just_views: Vec<&EventView> = launches.iter().map(|(_, view)| view).collect();
+            let first = rate::first_deliveries(s, &just_views, baseline);
+            for ((index, view), first) in launches.into_iter().zip(first) {
+                if first {
+                    for alert in rate::check(s, view, *index, baseline) {
+                        let order = if alert.detection == catalog::LAUNCH_SPIKE {
+                            4
+                        } else {
+                            5
+                        };
+                        alerts.push((*index, order, alert));
+                    }
+                }
+            }
+        }
+        alerts.sort_by_key(|(index, order, _)| (*index, *order));
+        outcome.alerts = alerts.into_iter().map(|(_, _, alert)| alert).collect();
         outcome
     }
 
-    fn check<B: Baseline + ?Sized>(
-        &self,
-        view: &EventView,
-        index: u32,
-        baseline: &mut B,
-        outcome: &mut Outcome,
-    ) {
+    /// The four unseen-value rules, in catalogue order.
+    fn unseen_rules(&self) -> [UnseenRule<'_>; 4] {
         let s = &self.settings;
         let rule = |slug, noun, settings| UnseenRule {
             slug,
             noun,
             settings,
         };
-        let region = rule(UNSEEN_REGION, "region", &s.unseen_region);
-        outcome
-            .alerts
-            .extend(region.check(view, index, &[&view.summary.region], baseline));
-        if view.call != Call::RunInstances {
-            return;
-        }
-        let images: Vec<&str> = view.image_ids.iter().map(String::as_str).collect();
-        let ami = rule(UNSEEN_AMI, "AMI", &s.unseen_ami);
-        outcome
-            .alerts
-            .extend(ami.check(view, index, &images, baseline));
-        let instance_type = rule(
-            UNSEEN_INSTANCE_TYPE,
-            "instance type",
-            &s.unseen_instance_type,
-        );
-        let types: Vec<&str> = view.instance_type.as_deref().into_iter().collect();
-        outcome
-            .alerts
-            .extend(instance_type.check(view, index, &types, baseline));
-        let user = rule(UNSEEN_USER, "principal", &s.unseen_user);
-        let principals: Vec<&str> = view.principal.as_deref().into_iter().collect();
-        outcome
-            .alerts
-            .extend(user.check(view, index, &principals, baseline));
-        outcome.alerts.extend(rate::check(s, view, index, baseline));
+        [
+            rule(UNSEEN_REGION, "region", &s.unseen_region),
+            rule(UNSEEN_AMI, "AMI", &s.unseen_ami),
+            rule(
+                UNSEEN_INSTANCE_TYPE,
+                "instance type",
+                &s.unseen_instance_type,
+            ),
+            rule(UNSEEN_USER, "principal", &s.unseen_user),
+        ]
+    }
+}
+
+/// The keys an event gives the unseen rule at `order` (see [`Detector::unseen_rules`]).
+fn keys(order: usize, view: &EventView) -> Vec<&str> {
+    match order {
+        0 => vec![view.summary.region.as_str()],
+        1 => view.image_ids.iter().map(String::as_str).collect(),
+        2 => view.instance_type.as_deref().into_iter().collect(),
+        _ => view.principal.as_deref().into_iter().collect(),
     }
 }

@@ -119,7 +119,41 @@ impl History {
     }
 }
 
-/// Counts one launch event and returns the alerts of both rate rules.
+/// Which launches of a batch are first deliveries: CloudTrail delivers some events
+/// twice, and an `eventID` already counted within `dedup_hours` must not count again.
+/// One `observe` per dedup set (per account with `scope = "account"`) for the batch.
+pub fn first_deliveries<B: Baseline + ?Sized>(
+    settings: &Settings,
+    launches: &[&EventView],
+    baseline: &mut B,
+) -> Vec<bool> {
+    let dedup = i64::from(settings.rate.dedup_hours) * 3_600_000;
+    let mut first = vec![true; launches.len()];
+    let mut sets: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, event) in launches.iter().enumerate() {
+        if event.summary.event_id.is_empty() {
+            continue;
+        }
+        let set = format!("{}rate/event-ids", event.scope);
+        match sets.iter_mut().find(|(name, _)| *name == set) {
+            Some((_, list)) => list.push(i),
+            None => sets.push((set, vec![i])),
+        }
+    }
+    for (set, list) in &sets {
+        let requests: Vec<(&str, i64)> = list
+            .iter()
+            .map(|&i| (launches[i].summary.event_id.as_str(), launches[i].time))
+            .collect();
+        for (&i, seen) in list.iter().zip(baseline.observe(set, dedup, &requests)) {
+            first[i] = seen.is_new;
+        }
+    }
+    first
+}
+
+/// Counts one launch (a first delivery, see [`first_deliveries`]) and returns the
+/// alerts of both rate rules.
 pub fn check<B: Baseline + ?Sized>(
     settings: &Settings,
     event: &EventView,
@@ -136,17 +170,6 @@ pub fn check<B: Baseline + ?Sized>(
     }
     let scope = &event.scope;
     let rate = &settings.rate;
-    if !event.summary.event_id.is_empty() {
-        let dedup = i64::from(rate.dedup_hours) * 3_600_000;
-        let seen = baseline.observe(
-            &format!("{scope}rate/event-ids"),
-            dedup,
-            &[(event.summary.event_id.as_str(), event.time)],
-        );
-        if !seen[0].is_new {
-            return Vec::new();
-        }
-    }
     let width = i64::from(rate.window_minutes) * MINUTE_MS;
     let window = event.time.div_euclid(width) * width;
     let day = window.div_euclid(DAY_MS) * DAY_MS;

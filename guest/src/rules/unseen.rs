@@ -23,66 +23,102 @@ pub struct UnseenRule<'a> {
     pub settings: &'a UnseenSettings,
 }
 
+/// One key of one event, for [`UnseenRule::check`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting<'e> {
+    /// Index of the event in its batch.
+    pub event_index: u32,
+    /// The event.
+    pub event: &'e EventView,
+    /// The value seen.
+    pub key: &'e str,
+}
+
 impl UnseenRule<'_> {
-    /// Observes `keys` of one event and returns an alert per key that is new and past learning.
+    /// Observes the keys of a whole batch, in order, with one `observe` per first-seen
+    /// set, and returns an alert per key that is new and past learning.
+    ///
+    /// Each set's answers depend only on that set's earlier sightings, so observing a
+    /// batch at once gives exactly the answers of observing event by event, in a single
+    /// crossing of the component boundary per set.
     pub fn check<B: Baseline + ?Sized>(
         &self,
-        event: &EventView,
-        event_index: u32,
-        keys: &[&str],
+        sightings: &[Sighting<'_>],
         baseline: &mut B,
     ) -> Vec<Alert> {
-        let keys: Vec<&str> = keys.iter().copied().filter(|k| !k.is_empty()).collect();
-        if !self.settings.enabled || keys.is_empty() {
+        if !self.settings.enabled {
             return Vec::new();
         }
-        let set = format!("{}{}", event.scope, self.slug);
+        // Group by set name (one set, or one per account with `scope = "account"`), in order.
+        let mut sets: Vec<(String, Vec<&Sighting<'_>>)> = Vec::new();
+        for sighting in sightings.iter().filter(|s| !s.key.is_empty()) {
+            let set = format!("{}{}", sighting.event.scope, self.slug);
+            match sets.iter_mut().find(|(name, _)| *name == set) {
+                Some((_, list)) => list.push(sighting),
+                None => sets.push((set, vec![sighting])),
+            }
+        }
         let forget_after = i64::from(self.settings.forget_days) * DAY_MS;
+        let mut alerts = Vec::new();
+        for (set, list) in &sets {
+            let requests: Vec<(&str, i64)> = list.iter().map(|s| (s.key, s.event.time)).collect();
+            let observed = baseline.observe(set, forget_after, &requests);
+            for (sighting, seen) in list.iter().zip(observed) {
+                if let Some(alert) = self.judge(set, sighting, seen) {
+                    alerts.push(alert);
+                }
+            }
+        }
+        alerts
+    }
+
+    /// The alert for one observation, if it is new, past learning and not allowlisted.
+    fn judge(
+        &self,
+        set: &str,
+        sighting: &Sighting<'_>,
+        seen: crate::baseline::Observed,
+    ) -> Option<Alert> {
+        let (event, key, event_index) = (sighting.event, sighting.key, sighting.event_index);
         let learning = i64::from(self.settings.learning_days) * DAY_MS;
-        let sightings: Vec<(&str, i64)> = keys.iter().map(|k| (*k, event.time)).collect();
-        let observed = baseline.observe(&set, forget_after, &sightings);
+        let learned = event.time - seen.learning_start >= learning;
         let principal_allowed = event
             .principal
             .as_ref()
             .is_some_and(|p| self.settings.allow_principals.contains(p));
-        let mut alerts = Vec::new();
-        for (key, seen) in keys.iter().zip(observed) {
-            let learned = event.time - seen.learning_start >= learning;
-            let allowed = principal_allowed || self.settings.allow_keys.iter().any(|a| a == key);
-            if !(seen.is_new && learned) || allowed {
-                continue;
-            }
-            let who = event.principal.as_deref().unwrap_or("an unknown principal");
-            let history = match seen.previous {
-                Some(p) => format!(
-                    "last seen {} and forgotten after {} days",
-                    format_date(p.last_seen),
-                    self.settings.forget_days
-                ),
-                None => "never seen before".to_string(),
-            };
-            alerts.push(Alert {
-                detection: self.slug.to_string(),
-                event_index,
-                key: key.to_string(),
-                message: format!(
-                    "{} by {who} with {} {key}, {history} ({} {}s known, learning since {}).",
-                    event.summary.event_name,
-                    self.noun,
-                    seen.set_size,
-                    self.noun,
-                    format_date(seen.learning_start),
-                ),
-                time: event.time,
-                event: event.summary.clone(),
-                evidence: Evidence::Unseen(UnseenEvidence {
-                    baseline: set.clone(),
-                    baseline_size: seen.set_size,
-                    learning_start: seen.learning_start,
-                    previous: seen.previous,
-                }),
-            });
+        let allowed = principal_allowed || self.settings.allow_keys.iter().any(|a| a == key);
+        if !(seen.is_new && learned) || allowed {
+            return None;
         }
-        alerts
+        let who = event.principal.as_deref().unwrap_or("an unknown principal");
+        let history = match seen.previous {
+            Some(p) => format!(
+                "last seen {} and forgotten after {} days",
+                format_date(p.last_seen),
+                self.settings.forget_days
+            ),
+            None => "never seen before".to_string(),
+        };
+        Some(Alert {
+            detection: self.slug.to_string(),
+            event_index,
+            key: key.to_string(),
+            message: format!(
+                "{} by {who} with {} {key}, {history} ({} {}s known, learning since {}).",
+                event.summary.event_name,
+                self.noun,
+                seen.set_size,
+                self.noun,
+                format_date(seen.learning_start),
+            ),
+            time: event.time,
+            event: event.summary.clone(),
+            evidence: Evidence::Unseen(UnseenEvidence {
+                baseline: set.to_string(),
+                baseline_size: seen.set_size,
+                learning_start: seen.learning_start,
+                previous: seen.previous,
+            }),
+        })
     }
 }
