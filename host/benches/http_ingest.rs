@@ -82,6 +82,17 @@ fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
         let _ = stop_rx.await;
     }));
 
+    // Warm up (first connections, allocator, page cache) with the first requests, untimed;
+    // they are sent again below, as retries Vector could make, and deduplicated.
+    let warm: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    for body in bodies.iter().take(5) {
+        warm.post(&url)
+            .header("Content-Encoding", "gzip")
+            .send(&body[..])?;
+    }
     let queue = Arc::new(Mutex::new(
         bodies
             .into_iter()

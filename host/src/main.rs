@@ -2,6 +2,12 @@
 
 mod cli;
 
+/// mimalloc instead of glibc malloc: the reader thread allocates parsed records and the
+/// pipeline thread frees them, and glibc's arena locks made that cross-thread traffic
+/// the top of the profile (RunInstances-only `run`: 8,600 -> see BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
