@@ -22,6 +22,9 @@ use minewatch_guest::projection::{FieldPath, project};
 use minewatch_guest::{Baseline, Event};
 use serde_json::Value;
 
+mod common;
+use common::print_machine;
+
 /// The system allocator, counting live heap bytes so memory per key is exact.
 struct Counting;
 
@@ -269,19 +272,4 @@ fn baseline_memory(keys: usize) {
         insert * 1e9 / keys as f64,
         lookup * 1e9 / probes as f64
     );
-}
-
-fn print_machine() {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    println!("machine: {cpu}, {cores} cores");
 }
