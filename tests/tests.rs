@@ -13,6 +13,8 @@ mod conformance;
 mod custom_detector;
 /// Component and native build give identical alerts.
 mod differential;
+/// Sidecars sharing baselines through a real Redis server.
+mod fleet;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.

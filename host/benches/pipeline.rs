@@ -5,7 +5,10 @@
 //! 1. a mixed CloudTrail stream through `minewatch run`, against `grep -c RunInstances`;
 //! 2. a RunInstances-only stream through the component and through the native build of
 //!    the same logic (the sandbox's cost as a ratio);
-//! 3. baseline memory per key and lookup cost at 1 M and 10 M keys.
+//! 3. baseline memory per key and lookup cost at 1 M and 10 M keys;
+//! 4. the same inputs through `minewatch run` with each baseline store: embedded in
+//!    memory, embedded durable (redb), and Redis (a `redis-server` the bench starts on
+//!    loopback, append-only file fsynced every second and on every write).
 //!
 //! Set `MINEWATCH_BENCH_QUICK=1` for a fast smoke run with smaller inputs.
 
@@ -57,6 +60,10 @@ fn main() -> anyhow::Result<()> {
     print_machine();
     mixed_stream(if quick { 500 } else { 4000 })?;
     launches(if quick { 20_000 } else { 100_000 })?;
+    store_backends(
+        if quick { 500 } else { 4000 },
+        if quick { 5_000 } else { 20_000 },
+    )?;
     for keys in if quick {
         vec![100_000]
     } else {
@@ -234,6 +241,117 @@ fn launches(count: usize) -> anyhow::Result<()> {
         "  end to end component / native {:.2}x",
         walls[1] / walls[0]
     );
+    Ok(())
+}
+
+/// A `redis-server` for the backend comparison, killed when dropped.
+struct RedisServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl RedisServer {
+    fn start(dir: &std::path::Path, fsync: &str) -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "yes", "--appendfsync", fsync])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let server = RedisServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(server);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        None
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn store_backends(events_per_day: u32, launch_count: usize) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mixed = dir.path().join("mixed.ndjson");
+    let scenario = scenario::generate(&Spec {
+        events_per_day,
+        ..Spec::default()
+    });
+    let text: String = scenario.events.iter().map(|e| format!("{e}\n")).collect();
+    std::fs::write(&mixed, text)?;
+    let launches = dir.path().join("launches.ndjson");
+    let text: String = launch_stream(launch_count)
+        .iter()
+        .map(|e| format!("{e}\n"))
+        .collect();
+    std::fs::write(&launches, text)?;
+    println!("\n[baseline stores] minewatch run over the same inputs, best of 2");
+    let inputs = [
+        ("mixed 45-day stream", &mixed, scenario.events.len()),
+        ("RunInstances only", &launches, launch_count),
+    ];
+    let mut redis = Vec::new();
+    for fsync in ["everysec", "always"] {
+        let data = dir.path().join(format!("redis-{fsync}"));
+        std::fs::create_dir_all(&data)?;
+        match RedisServer::start(&data, fsync) {
+            Some(server) => redis.push((format!("redis, appendfsync {fsync}"), server)),
+            None => println!("  redis-server not available: Redis rows skipped"),
+        }
+    }
+    let mut fresh = 0;
+    for (name, path, events) in inputs {
+        println!("  {name} ({events} events):");
+        let mut row = |label: &str, store: &dyn Fn(&mut Command, usize)| {
+            let wall = best_of(2, || {
+                // Every run starts from empty baselines: a new state dir or tenant.
+                fresh += 1;
+                let mut c = Command::new(env!("CARGO_BIN_EXE_minewatch"));
+                c.arg("run");
+                store(&mut c, fresh);
+                c.arg("--input").arg(path).env("MINEWATCH_LOG", "error");
+                c
+            });
+            println!(
+                "    {label:<28} {:>9.0} events/s  ({wall:.3} s)",
+                events as f64 / wall
+            );
+        };
+        row("embedded, memory", &|c, _| {
+            c.arg("--memory");
+        });
+        row("embedded, redb", &|c, n| {
+            c.arg("--state").arg(dir.path().join(format!("state-{n}")));
+        });
+        for (label, server) in &redis {
+            row(label, &|c, n| {
+                c.args(["--redis", &server.url, "--tenant", &format!("bench-{n}")]);
+            });
+        }
+    }
     Ok(())
 }
 

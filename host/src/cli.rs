@@ -66,6 +66,9 @@ pub struct DetectorArgs {
     /// Keep baselines in memory only; nothing is written to disk.
     #[arg(long)]
     pub memory: bool,
+    /// Keep baselines in this Redis (or Valkey), shared with other sidecars.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["memory", "state"])]
+    pub redis: Option<String>,
     /// Run this detector component instead of the built-in one.
     #[arg(long, value_name = "FILE.wasm")]
     pub component: Option<PathBuf>,

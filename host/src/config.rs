@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::alert::Format;
 use crate::serve::outputs::OutputConfig;
 use crate::sources::http::HttpSourceConfig;
+use crate::store::redis::RedisConfig;
 
 /// Which build of the detection logic runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -34,6 +35,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Keep baselines in memory only (nothing survives the run).
     pub memory: bool,
+    /// Where baselines live: the embedded store in `state_dir` (default) or Redis.
+    pub store: StoreConfig,
     /// A detector component to run instead of the built-in one.
     pub component: Option<PathBuf>,
     /// Run the component or the native build of the built-in detections.
@@ -60,6 +63,27 @@ pub struct Config {
     pub queue_batches: usize,
 }
 
+/// Which baseline store to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// redb in `state_dir` (or memory only with `memory = true`): one process.
+    #[default]
+    Embedded,
+    /// A Redis or Valkey server shared by a fleet of sidecars.
+    Redis,
+}
+
+/// The `[store]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `embedded` or `redis`.
+    pub backend: StoreBackend,
+    /// `[store.redis]`: how to reach the server.
+    pub redis: RedisConfig,
+}
+
 /// The listeners of `serve`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -76,6 +100,7 @@ impl Default for Config {
             tenant: "default".into(),
             state_dir: PathBuf::from("minewatch-state"),
             memory: false,
+            store: StoreConfig::default(),
             component: None,
             engine: EngineKind::Component,
             format: Format::Native,
@@ -117,6 +142,10 @@ impl Config {
         );
         anyhow::ensure!(!self.tenant.is_empty(), "tenant must not be empty");
         anyhow::ensure!(self.queue_batches > 0, "queue_batches must be at least 1");
+        anyhow::ensure!(
+            !(self.memory && self.store.backend == StoreBackend::Redis),
+            "memory = true and store.backend = \"redis\" exclude each other"
+        );
         Ok(())
     }
 
@@ -148,5 +177,21 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&config.detector_settings()).unwrap();
         assert_eq!(json["identity"], "arn");
         assert_eq!(json["launch_spike"]["k"], 3.5);
+    }
+
+    #[test]
+    fn redis_store_table() {
+        let config: Config = toml::from_str(
+            "[store]\nbackend = \"redis\"\n[store.redis]\nurl = \"redis://10.0.0.5:6380/2\"\n",
+        )
+        .unwrap();
+        assert_eq!(config.store.backend, StoreBackend::Redis);
+        assert_eq!(config.store.redis.url, "redis://10.0.0.5:6380/2");
+        assert_eq!(config.store.redis.key_prefix, "minewatch");
+        let both = Config {
+            memory: true,
+            ..config
+        };
+        assert!(both.check().unwrap_err().to_string().contains("exclude"));
     }
 }

@@ -10,7 +10,7 @@
 //! - [`pipeline`]: subscription filter → projection → batch → detector → sinks → commit.
 //! - [`runtime`]: the wasmtime component runtime and the native engine.
 //! - [`bindings`]: the host side of the WIT world.
-//! - [`store`]: the baseline store (hashbrown maps in front of redb).
+//! - [`store`]: the baseline stores: embedded (hashbrown maps in front of redb) and Redis.
 //! - [`alert`]: native and OCSF alert formats.
 //! - [`serve`]: the long-running sidecar: outputs config, the pipeline thread, shutdown.
 //! - [`sources`]: network sources (HTTP, Fluent Forward).
@@ -82,10 +82,11 @@ use anyhow::{Context, Result};
 
 use config::EngineKind;
 use runtime::{ComponentDetector, DetectorEngine, NativeDetector, SharedStore};
-use store::BaselineStore;
+use store::BaselineBackend;
 
-/// Wraps a store for sharing with detectors.
-pub fn share(store: BaselineStore) -> SharedStore {
+/// Wraps a store (the embedded [`store::BaselineStore`] or [`store::redis::RedisStore`])
+/// for sharing with detectors.
+pub fn share(store: impl BaselineBackend + 'static) -> SharedStore {
     Arc::new(Mutex::new(store))
 }
 

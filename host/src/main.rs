@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use minewatch::config::{Config, EngineKind};
+use minewatch::config::{Config, EngineKind, StoreBackend};
 use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
 use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
+use minewatch::store::redis::RedisStore;
 use minewatch::summary::RunSummary;
 use minewatch::{build_detector, share};
 
@@ -188,6 +189,10 @@ fn resolve(args: &DetectorArgs) -> Result<Config> {
     if args.memory {
         config.memory = true;
     }
+    if let Some(url) = &args.redis {
+        config.store.backend = StoreBackend::Redis;
+        config.store.redis.url = url.clone();
+    }
     if let Some(component) = &args.component {
         config.component = Some(component.clone());
     }
@@ -344,10 +349,20 @@ fn validate(path: &Path) -> Result<ExitCode> {
     ) {
         problems.push(format!("{error:#}"));
     }
-    if !config.memory
-        && let Err(error) = BaselineStore::open(&config.state_dir)
-    {
-        problems.push(format!("{error:#}"));
+    match config.store.backend {
+        StoreBackend::Redis => {
+            if let Err(error) =
+                RedisStore::new(config.store.redis.clone()).and_then(|mut s| s.ping())
+            {
+                problems.push(format!("{error:#}"));
+            }
+        }
+        StoreBackend::Embedded if !config.memory => {
+            if let Err(error) = BaselineStore::open(&config.state_dir) {
+                problems.push(format!("{error:#}"));
+            }
+        }
+        StoreBackend::Embedded => {}
     }
     if problems.is_empty() {
         eprintln!("minewatch: {} is valid", path.display());

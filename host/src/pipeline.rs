@@ -7,11 +7,11 @@
 //! request, and at the end; a flush writes and syncs every output first and commits the
 //! baselines second, so a crash in between repeats alerts instead of losing them.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use minewatch_guest::projection::{FieldPath, project};
-use minewatch_guest::{Alert, DetectorInfo, Event};
+use minewatch_guest::{Alert, DetectorInfo, Event, Outcome};
 use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
@@ -72,6 +72,50 @@ impl Output {
 struct Pending {
     record: Option<Value>,
     event: Option<usize>,
+}
+
+/// A baseline store outage as the pipeline waits it out: backoff and sparse logs.
+#[derive(Default)]
+struct Outage {
+    since: Option<Instant>,
+    logged: Option<Instant>,
+    retries: u32,
+}
+
+impl Outage {
+    /// Longest pause between two tries.
+    const MAX_BACKOFF: Duration = Duration::from_secs(2);
+    /// How often a continuing outage is logged again.
+    const LOG_EVERY: Duration = Duration::from_secs(30);
+
+    fn wait(&mut self, error: &anyhow::Error) {
+        let now = Instant::now();
+        let since = *self.since.get_or_insert(now);
+        if self.logged.is_none_or(|at| now - at >= Self::LOG_EVERY) {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                down_secs = (now - since).as_secs(),
+                "Baseline store unavailable; holding the batch and retrying."
+            );
+            self.logged = Some(now);
+        }
+        metrics::gauge!("minewatch_store_up").set(0.0);
+        metrics::counter!("minewatch_store_retries_total").increment(1);
+        let backoff = Duration::from_millis(50) * 2u32.saturating_pow(self.retries.min(6));
+        self.retries += 1;
+        std::thread::sleep(backoff.min(Self::MAX_BACKOFF));
+    }
+
+    fn over(&self) {
+        if let Some(since) = self.since {
+            tracing::info!(
+                down_secs = since.elapsed().as_secs(),
+                retries = self.retries,
+                "Baseline store is back; the held batch went through."
+            );
+        }
+        metrics::gauge!("minewatch_store_up").set(1.0);
+    }
 }
 
 /// One detector with its baselines and outputs.
@@ -218,7 +262,7 @@ impl Pipeline {
             output.sink.flush()?;
         }
         let started = Instant::now();
-        lock(&self.baselines).commit()?;
+        self.commit()?;
         metrics::histogram!("minewatch_store_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         if pending > 0 {
@@ -235,7 +279,7 @@ impl Pipeline {
     fn run_batch(&mut self, events: Vec<Event>, locations: &[Location]) -> Vec<Alert> {
         let count = events.len() as u64;
         let started = Instant::now();
-        let result = self.detector.detect(&self.options.tenant, events);
+        let result = self.detect(events);
         metrics::histogram!("minewatch_guest_call_seconds").record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(outcome) => outcome,
@@ -278,6 +322,49 @@ impl Pipeline {
                 .increment(1);
         }
         outcome.alerts
+    }
+
+    /// Runs the detector over a batch. While the baseline store fails (Redis down or
+    /// slow), the batch is held and run again until it succeeds: nothing is lost, and
+    /// the queue in front of the pipeline fills until sources answer with back-pressure.
+    fn detect(&mut self, events: Vec<Event>) -> Result<Outcome> {
+        if !lock(&self.baselines).can_fail() {
+            lock(&self.baselines).begin_batch(false);
+            return self.detector.detect(&self.options.tenant, events);
+        }
+        let mut outage = Outage::default();
+        let mut retry = false;
+        loop {
+            lock(&self.baselines).begin_batch(retry);
+            let result = self.detector.detect(&self.options.tenant, events.clone());
+            let failure = lock(&self.baselines).take_failure();
+            match failure {
+                None => {
+                    outage.over();
+                    return result;
+                }
+                Some(error) => outage.wait(&error),
+            }
+            retry = true;
+        }
+    }
+
+    /// Commits the baselines; a store that can fail is retried until it succeeds.
+    fn commit(&mut self) -> Result<()> {
+        if !lock(&self.baselines).can_fail() {
+            return lock(&self.baselines).commit();
+        }
+        let mut outage = Outage::default();
+        loop {
+            let result = lock(&self.baselines).commit();
+            match result {
+                Ok(()) => {
+                    outage.over();
+                    return Ok(());
+                }
+                Err(error) => outage.wait(&error),
+            }
+        }
     }
 
     /// Writes alerts to alert outputs, and the pending events to passthrough outputs.

@@ -12,21 +12,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::{Context, Result, anyhow, bail};
 use minewatch_guest::{
-    Alert, Baseline, Detection, DetectorInfo, Event, EventSummary, Evidence, Field, Outcome,
-    RateEvidence, Severity, Sighting, Skip, Subscription, UnseenEvidence, ValueChange,
+    Alert, Detection, DetectorInfo, Event, EventSummary, Evidence, Field, Outcome, RateEvidence,
+    Severity, Sighting, Skip, Subscription, UnseenEvidence, ValueChange,
 };
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Config, Engine, Store};
 
 use crate::bindings::{DetectorWorld, baseline as wit_baseline, log as wit_log, types as wit};
-use crate::store::BaselineStore;
+use crate::store::BaselineBackend;
 
 /// The baseline store shared by the host and the detectors it runs.
-pub type SharedStore = Arc<Mutex<BaselineStore>>;
+pub type SharedStore = Arc<Mutex<dyn BaselineBackend>>;
 
 /// Locks a shared store; a poisoned lock still holds consistent maps (every
 /// mutation completes before any call that could panic), so it is taken over.
-pub fn lock(store: &SharedStore) -> MutexGuard<'_, BaselineStore> {
+pub fn lock(store: &SharedStore) -> MutexGuard<'_, dyn BaselineBackend + 'static> {
     store
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -78,7 +78,7 @@ impl DetectorEngine for NativeDetector {
 
     fn detect(&mut self, tenant: &str, events: Vec<Event>) -> Result<Outcome> {
         let mut store = lock(&self.store);
-        Ok(self.detector.detect(&events, &mut store.tenant(tenant)))
+        Ok(self.detector.detect(&events, &mut *store.tenant(tenant)))
     }
 }
 

@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
-use crate::config::Config;
+use crate::config::{Config, StoreBackend};
 use crate::intake::ReadOptions;
 use crate::pipeline::{Pipeline, PipelineOptions};
 use crate::runtime::SharedStore;
@@ -24,6 +24,7 @@ use crate::sources::ForwardIntake;
 use crate::sources::fluent;
 use crate::sources::http::{self, HttpState};
 use crate::store::BaselineStore;
+use crate::store::redis::RedisStore;
 use crate::summary::RunSummary;
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
@@ -45,12 +46,21 @@ fn metrics_handle() -> Option<PrometheusHandle> {
 /// # Errors
 /// The state directory cannot be opened.
 pub fn open_store(config: &Config) -> Result<SharedStore> {
-    let store = if config.memory {
-        BaselineStore::in_memory()
+    if config.store.backend == StoreBackend::Redis {
+        let mut store = RedisStore::new(config.store.redis.clone())?;
+        if let Err(error) = store.ping() {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                "Redis is not reachable yet; batches wait for it."
+            );
+        }
+        return Ok(crate::share(store));
+    }
+    Ok(if config.memory {
+        crate::share(BaselineStore::in_memory())
     } else {
-        BaselineStore::open(&config.state_dir)?
-    };
-    Ok(crate::share(store))
+        crate::share(BaselineStore::open(&config.state_dir)?)
+    })
 }
 
 /// Builds the pipeline of a config: store, detector and outputs.

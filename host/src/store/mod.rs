@@ -8,9 +8,13 @@
 //!
 //! Tenants are the top-level namespace: a detector names sets, counters and series,
 //! and [`TenantBaseline`] pins every call to one tenant, so no name reaches another's.
+//!
+//! [`BaselineBackend`] is what the host runs detectors over: this embedded store, or
+//! [`redis::RedisStore`], which a fleet of sidecars shares.
 
 mod durable;
 mod exchange;
+pub mod redis;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -27,6 +31,47 @@ pub use exchange::ImportSummary;
 const COUNTER_RETENTION_MS: i64 = 7 * 86_400_000;
 /// Commits between two automatic prunes.
 const PRUNE_EVERY_COMMITS: u64 = 256;
+
+/// Where baselines live, as the host drives it around each batch.
+///
+/// A batch is one `detect` call: [`begin_batch`](BaselineBackend::begin_batch), the
+/// detector's calls through [`tenant`](BaselineBackend::tenant), then
+/// [`take_failure`](BaselineBackend::take_failure) and, once the alerts are out,
+/// [`commit`](BaselineBackend::commit). A backend whose calls can fail (a network store)
+/// answers a failed call conservatively (nothing new, no history), reports the failure
+/// through `take_failure`, and must give the same answers when the host runs the same
+/// batch again.
+pub trait BaselineBackend: Send {
+    /// A view pinned to one tenant: every name the detector passes stays inside it.
+    fn tenant<'a>(&'a mut self, tenant: &'a str) -> Box<dyn Baseline + 'a>;
+    /// Starts a batch; `retry` runs the previous batch again after a failure.
+    fn begin_batch(&mut self, retry: bool) {
+        let _ = retry;
+    }
+    /// Why a call of the current batch failed, if one did; its answers are then unusable.
+    fn take_failure(&mut self) -> Option<anyhow::Error> {
+        None
+    }
+    /// True when calls can fail, so the host must keep a batch until it succeeds.
+    fn can_fail(&self) -> bool {
+        false
+    }
+    /// Makes every change so far durable (or shared).
+    ///
+    /// # Errors
+    /// The write failed; the changes stay pending for the next commit.
+    fn commit(&mut self) -> Result<()>;
+}
+
+impl BaselineBackend for BaselineStore {
+    fn tenant<'a>(&'a mut self, tenant: &'a str) -> Box<dyn Baseline + 'a> {
+        Box::new(BaselineStore::tenant(self, tenant))
+    }
+
+    fn commit(&mut self) -> Result<()> {
+        BaselineStore::commit(self)
+    }
+}
 
 /// All baselines of all tenants.
 #[derive(Default)]

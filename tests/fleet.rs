@@ -1,0 +1,326 @@
+//! Sidecars sharing baselines through a real Redis server (`redis-server`, installed by
+//! `.ci/run`): atomic first-seen across processes, exact replays after a failed call, a
+//! fleet of `serve` processes, and Redis killed and restarted mid-stream.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use minewatch::store::BaselineBackend;
+use minewatch::store::redis::{RedisConfig, RedisStore};
+use serde_json::Value;
+
+use crate::util::{Dir, Server, alerts, command, post, setup};
+
+/// A `redis-server` on a free loopback port, persisting every write before it answers
+/// (`appendfsync always`), killed when dropped.
+struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Redis {
+    fn start(dir: &Path) -> Redis {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Redis {
+            child: None,
+            port,
+            dir: dir.to_path_buf(),
+        };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed for these tests (.ci/run installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.store().ping().is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not start on port {}", self.port);
+    }
+
+    /// SIGKILL: no shutdown save, only what was fsynced survives.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn store(&self) -> RedisStore {
+        RedisStore::new(RedisConfig {
+            url: self.url(),
+            timeout_ms: 1000,
+            ..RedisConfig::default()
+        })
+        .unwrap()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Alerts as sorted JSON texts, so two runs compare whole, evidence included.
+fn sorted(alerts: Vec<Value>) -> Vec<String> {
+    let mut texts: Vec<String> = alerts.iter().map(Value::to_string).collect();
+    texts.sort();
+    texts
+}
+
+/// A generated scenario and the alerts a single `run` over it raises.
+fn scenario(dir: &Dir, seed: &str) -> (Vec<String>, Vec<String>) {
+    let mut cmd = command(dir);
+    cmd.args([
+        "generate",
+        "--days",
+        "45",
+        "--seed",
+        seed,
+        "--events-per-day",
+        "300",
+        "--output",
+        "scenario.ndjson",
+    ])
+    .ok(dir);
+    let expected = alerts(
+        &command(dir)
+            .args(["run", "--memory", "--input", "scenario.ndjson"])
+            .ok(dir)
+            .stdout,
+    );
+    assert!(expected.len() >= 8, "the scenario has its incidents");
+    let text = std::fs::read_to_string(dir.join("scenario.ndjson")).unwrap();
+    let lines = text.lines().map(str::to_string).collect();
+    (lines, sorted(expected))
+}
+
+/// POSTs NDJSON until it is accepted, waiting out back-pressure.
+fn deliver(server: &Server, lines: &[String]) {
+    let body = lines.join("\n");
+    loop {
+        let (status, reply) = post(&server.url("/events"), body.as_bytes(), &[]);
+        match status {
+            200 => return,
+            429 | 503 => std::thread::sleep(Duration::from_millis(100)),
+            _ => panic!("{status}: {reply}"),
+        }
+    }
+}
+
+fn read_alerts(dir: &Dir, name: &str) -> Vec<Value> {
+    alerts(&std::fs::read(dir.join(name)).unwrap_or_default())
+}
+
+#[test]
+fn exactly_one_of_two_racing_sidecars_sees_a_key_new() {
+    let (dir, _) = setup();
+    let redis = Redis::start(&dir.join("redis"));
+    let keys: Vec<String> = (0..300).map(|i| format!("ami-{i:08x}")).collect();
+    let barrier = Arc::new(Barrier::new(2));
+    let racers: Vec<_> = (0..2)
+        .map(|_| {
+            let (mut store, keys, barrier) = (redis.store(), keys.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut new = 0;
+                // One key per call, so the two processes' calls interleave.
+                for key in &keys {
+                    store.begin_batch(false);
+                    let observed = store.tenant("acme").observe(
+                        "ec2-unseen-ami",
+                        0,
+                        &[(key.as_str(), 1_700_000_000_000)],
+                    );
+                    assert!(store.take_failure().is_none());
+                    store.commit().unwrap();
+                    new += usize::from(observed[0].is_new);
+                }
+                new
+            })
+        })
+        .collect();
+    let total: usize = racers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert_eq!(total, keys.len());
+    // Another tenant shares nothing.
+    let mut other = redis.store();
+    other.begin_batch(false);
+    let seen = other
+        .tenant("globex")
+        .observe("ec2-unseen-ami", 0, &[(keys[0].as_str(), 1)]);
+    assert!(seen[0].is_new);
+}
+
+#[test]
+fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
+    let (dir, _) = setup();
+    let redis = Redis::start(&dir.join("redis"));
+    let mut store = redis.store();
+    let day = 86_400_000;
+    store.begin_batch(false);
+    let first = {
+        let mut tenant = store.tenant("acme");
+        let seen = tenant.observe(
+            "ec2-unseen-region",
+            90 * day,
+            &[
+                ("us-east-1", day),
+                ("ap-south-1", 2 * day),
+                ("us-east-1", 3 * day),
+            ],
+        );
+        let count = tenant.add("rate/calls", &[("alice", 0, 1), ("alice", 0, 1)]);
+        (seen, count)
+    };
+    assert_eq!(
+        first.0.iter().map(|o| o.is_new).collect::<Vec<_>>(),
+        [true, true, false]
+    );
+    assert_eq!(first.1, [1, 2]);
+    // The batch failed later (say, the alerts could not be written): the host runs it
+    // again. Keys it claimed are still new to it, and counts are not added twice.
+    store.begin_batch(true);
+    let again = {
+        let mut tenant = store.tenant("acme");
+        let seen = tenant.observe(
+            "ec2-unseen-region",
+            90 * day,
+            &[
+                ("us-east-1", day),
+                ("ap-south-1", 2 * day),
+                ("us-east-1", 3 * day),
+            ],
+        );
+        let count = tenant.add("rate/calls", &[("alice", 0, 1), ("alice", 0, 1)]);
+        (seen, count)
+    };
+    let answers = |seen: &[minewatch_guest::Observed]| {
+        seen.iter()
+            .map(|o| (o.is_new, o.set_size, o.learning_start))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(answers(&again.0), answers(&first.0));
+    assert_eq!(again.1, [2, 2], "the current value, nothing added again");
+    store.commit().unwrap();
+    // A new batch, or another sidecar: the keys are known now.
+    let mut other = redis.store();
+    other.begin_batch(false);
+    let seen =
+        other
+            .tenant("acme")
+            .observe("ec2-unseen-region", 90 * day, &[("ap-south-1", 4 * day)]);
+    assert!(!seen[0].is_new);
+    assert_eq!(seen[0].previous.unwrap().count, 1);
+}
+
+#[test]
+fn three_sidecars_sharing_redis_raise_the_alerts_of_one_run() {
+    let (dir, _) = setup();
+    let (lines, expected) = scenario(&dir, "11");
+    let redis = Redis::start(&dir.join("redis"));
+    let url = redis.url();
+    let outputs = ["a.ndjson", "b.ndjson", "c.ndjson"];
+    let servers: Vec<Server> = outputs
+        .iter()
+        .map(|out| {
+            Server::start(
+                &dir,
+                &["--http", "127.0.0.1:0", "--redis", &url, "--output", out],
+            )
+        })
+        .collect();
+    // Round robin, one request at a time, as a load balancer in front of them would.
+    for (i, chunk) in lines.chunks(400).enumerate() {
+        deliver(&servers[i % servers.len()], chunk);
+    }
+    for server in servers {
+        server.stop();
+    }
+    let raised: Vec<Value> = outputs.iter().flat_map(|o| read_alerts(&dir, o)).collect();
+    assert_eq!(sorted(raised), expected);
+}
+
+#[test]
+fn redis_killed_and_restarted_mid_stream_loses_nothing() {
+    let (dir, _) = setup();
+    let (lines, expected) = scenario(&dir, "12");
+    let mut redis = Redis::start(&dir.join("redis"));
+    let server = Arc::new(Server::start(
+        &dir,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--redis",
+            &redis.url(),
+            "--output",
+            "alerts.ndjson",
+        ],
+    ));
+    let chunks: Vec<Vec<String>> = lines.chunks(300).map(<[String]>::to_vec).collect();
+    let total = chunks.len();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let sender = {
+        let (server, delivered) = (server.clone(), delivered.clone());
+        std::thread::spawn(move || {
+            for chunk in chunks {
+                deliver(&server, &chunk);
+                delivered.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    while delivered.load(Ordering::SeqCst) < total / 2 {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    redis.kill();
+    std::thread::sleep(Duration::from_secs(2));
+    let during = delivered.load(Ordering::SeqCst);
+    redis.launch();
+    sender.join().unwrap();
+    assert!(
+        during < total,
+        "the outage happened mid-stream ({during} of {total} delivered)"
+    );
+    let server = Arc::into_inner(server).unwrap();
+    let log = server.stop();
+    assert!(
+        log.contains("Baseline store unavailable"),
+        "the outage was noticed:\n{log}"
+    );
+    assert!(log.contains("Baseline store is back"), "{log}");
+    assert_eq!(sorted(read_alerts(&dir, "alerts.ndjson")), expected);
+}
