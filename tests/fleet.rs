@@ -280,9 +280,12 @@ fn redis_killed_and_restarted_mid_stream_loses_nothing() {
     let (dir, _) = setup();
     let (lines, expected) = scenario(&dir, "12");
     let mut redis = Redis::start(&dir.join("redis"));
+    let config = dir.write("minewatch.toml", "queue_batches = 2\n");
     let server = Arc::new(Server::start(
         &dir,
         &[
+            "--config",
+            config.to_str().unwrap(),
             "--http",
             "127.0.0.1:0",
             "--redis",
@@ -307,10 +310,26 @@ fn redis_killed_and_restarted_mid_stream_loses_nothing() {
         std::thread::sleep(Duration::from_millis(5));
     }
     redis.kill();
-    std::thread::sleep(Duration::from_secs(2));
+    std::thread::sleep(Duration::from_millis(500));
+    // While the pipeline holds its batch, the bounded queue fills and the server answers
+    // with back-pressure instead of buffering without limit.
+    let other = r#"{"eventVersion":"1.09","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","eventTime":"2026-03-01T00:00:00Z","awsRegion":"us-east-1","eventID":"describe-1"}"#;
+    let extra: Vec<_> = (0..4)
+        .map(|_| {
+            let url = server.url("/events");
+            std::thread::spawn(move || post(&url, other.as_bytes(), &[]).0)
+        })
+        .collect();
     let during = delivered.load(Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(1500));
     redis.launch();
     sender.join().unwrap();
+    let statuses: Vec<u16> = extra.into_iter().map(|e| e.join().unwrap()).collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| [200, 429].contains(s)),
+        "{statuses:?}"
+    );
     assert!(
         during < total,
         "the outage happened mid-stream ({during} of {total} delivered)"
