@@ -192,21 +192,20 @@ fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
     let redis = Redis::start(&dir.join("redis"));
     let mut store = redis.store();
     let day = 86_400_000;
-    store.begin_batch(false);
-    let first = {
+    // One batch's calls: three sightings of two new regions, two launches counted.
+    let batch = |store: &mut RedisStore| {
         let mut tenant = store.tenant("acme");
-        let seen = tenant.observe(
-            "ec2-unseen-region",
-            90 * day,
-            &[
-                ("us-east-1", day),
-                ("ap-south-1", 2 * day),
-                ("us-east-1", 3 * day),
-            ],
-        );
+        let regions = [
+            ("us-east-1", day),
+            ("ap-south-1", 2 * day),
+            ("us-east-1", 3 * day),
+        ];
+        let seen = tenant.observe("ec2-unseen-region", 90 * day, &regions);
         let count = tenant.add("rate/calls", &[("alice", 0, 1), ("alice", 0, 1)]);
         (seen, count)
     };
+    store.begin_batch(false);
+    let first = batch(&mut store);
     assert_eq!(
         first.0.iter().map(|o| o.is_new).collect::<Vec<_>>(),
         [true, true, false]
@@ -215,20 +214,7 @@ fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
     // The batch failed later (say, the alerts could not be written): the host runs it
     // again. Keys it claimed are still new to it, and counts are not added twice.
     store.begin_batch(true);
-    let again = {
-        let mut tenant = store.tenant("acme");
-        let seen = tenant.observe(
-            "ec2-unseen-region",
-            90 * day,
-            &[
-                ("us-east-1", day),
-                ("ap-south-1", 2 * day),
-                ("us-east-1", 3 * day),
-            ],
-        );
-        let count = tenant.add("rate/calls", &[("alice", 0, 1), ("alice", 0, 1)]);
-        (seen, count)
-    };
+    let again = batch(&mut store);
     let answers = |seen: &[minewatch_guest::Observed]| {
         seen.iter()
             .map(|o| (o.is_new, o.set_size, o.learning_start))
