@@ -329,3 +329,33 @@ fn redis_killed_and_restarted_mid_stream_loses_nothing() {
     assert!(log.contains("Baseline store is back"), "{log}");
     assert_eq!(sorted(read_alerts(&dir, "alerts.ndjson")), expected);
 }
+
+#[test]
+fn validate_reports_an_unreachable_redis() {
+    let (dir, mut cmd) = setup();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.write(
+        "fleet.toml",
+        format!("[store]\nbackend = \"redis\"\n[store.redis]\nurl = \"redis://127.0.0.1:{port}/0\"\ntimeout_ms = 500\n"),
+    );
+    let out = cmd
+        .args(["validate", "--config", config.to_str().unwrap()])
+        .assert_exit(&dir, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot connect to Redis"), "{stderr}");
+    let redis = Redis::start(&dir.join("redis"));
+    let reachable = dir.write(
+        "fleet.toml",
+        format!(
+            "[store]\nbackend = \"redis\"\n[store.redis]\nurl = \"{}\"\n",
+            redis.url()
+        ),
+    );
+    command(&dir)
+        .args(["validate", "--config", reachable.to_str().unwrap()])
+        .ok(&dir);
+}
