@@ -98,16 +98,21 @@ impl Detector {
                 .collect();
             let just_views: Vec<&EventView> = launches.iter().map(|(_, view)| view).collect();
             let first = rate::first_deliveries(s, &just_views, baseline);
-            for ((index, view), first) in launches.into_iter().zip(first) {
-                if first {
-                    for alert in rate::check(s, view, *index, baseline) {
-                        let order = if alert.detection == catalog::LAUNCH_SPIKE {
-                            4
-                        } else {
-                            5
-                        };
-                        alerts.push((*index, order, alert));
-                    }
+            let counted: Vec<&(u32, EventView)> = launches
+                .into_iter()
+                .zip(first)
+                .filter_map(|(launch, first)| first.then_some(launch))
+                .collect();
+            let counted_views: Vec<&EventView> = counted.iter().map(|(_, view)| view).collect();
+            let counts = rate::count_launches(s, &counted_views, baseline);
+            for ((index, view), count) in counted.into_iter().zip(counts) {
+                for alert in rate::check(s, view, *index, count, baseline) {
+                    let order = if alert.detection == catalog::LAUNCH_SPIKE {
+                        4
+                    } else {
+                        5
+                    };
+                    alerts.push((*index, order, alert));
                 }
             }
         }

@@ -152,12 +152,62 @@ pub fn first_deliveries<B: Baseline + ?Sized>(
     first
 }
 
-/// Counts one launch (a first delivery, see [`first_deliveries`]) and returns the
-/// alerts of both rate rules.
+/// The window counter's name and the amount one launch adds to it.
+fn counter(settings: &Settings, event: &EventView) -> (String, &'static str, u64) {
+    let (mode, delta) = match settings.rate.count {
+        CountMode::Calls => ("calls", 1),
+        CountMode::Instances => ("instances", event.summary.instance_ids.len().max(1) as u64),
+    };
+    (format!("{}rate/{mode}", event.scope), mode, delta)
+}
+
+/// The start of the window an event falls in.
+fn window_of(settings: &Settings, event: &EventView) -> i64 {
+    let width = i64::from(settings.rate.window_minutes) * MINUTE_MS;
+    event.time.div_euclid(width) * width
+}
+
+/// Counts the batch's launches (first deliveries with a principal, in order) in their
+/// windows and returns each launch's window count after its own addition: one `add` per
+/// counter for the whole batch, which answers exactly as one call per launch would.
+pub fn count_launches<B: Baseline + ?Sized>(
+    settings: &Settings,
+    launches: &[&EventView],
+    baseline: &mut B,
+) -> Vec<u64> {
+    let mut counts = vec![0; launches.len()];
+    let mut counters: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, event) in launches.iter().enumerate() {
+        let (name, _, _) = counter(settings, event);
+        match counters.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, list)) => list.push(i),
+            None => counters.push((name, vec![i])),
+        }
+    }
+    for (name, list) in &counters {
+        let increments: Vec<(&str, i64, u64)> = list
+            .iter()
+            .map(|&i| {
+                let event = launches[i];
+                let principal = event.principal.as_deref().unwrap_or_default();
+                let delta = counter(settings, event).2;
+                (principal, window_of(settings, event), delta)
+            })
+            .collect();
+        for (&i, count) in list.iter().zip(baseline.add(name, &increments)) {
+            counts[i] = count;
+        }
+    }
+    counts
+}
+
+/// Judges one counted launch (see [`count_launches`]; `count` is its window's count
+/// after it) and returns the alerts of both rate rules.
 pub fn check<B: Baseline + ?Sized>(
     settings: &Settings,
     event: &EventView,
     event_index: u32,
+    count: u64,
     baseline: &mut B,
 ) -> Vec<Alert> {
     let spike = &settings.launch_spike;
@@ -170,17 +220,9 @@ pub fn check<B: Baseline + ?Sized>(
     }
     let scope = &event.scope;
     let rate = &settings.rate;
-    let width = i64::from(rate.window_minutes) * MINUTE_MS;
-    let window = event.time.div_euclid(width) * width;
+    let window = window_of(settings, event);
     let day = window.div_euclid(DAY_MS) * DAY_MS;
-    let (mode, delta) = match rate.count {
-        CountMode::Calls => ("calls", 1),
-        CountMode::Instances => ("instances", event.summary.instance_ids.len().max(1) as u64),
-    };
-    let count = baseline.add(
-        &format!("{scope}rate/{mode}"),
-        &[(principal, window, delta)],
-    )[0];
+    let (_, mode, delta) = counter(settings, event);
     let change = [ValueChange {
         bucket: day,
         previous: count - delta,
