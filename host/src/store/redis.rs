@@ -14,8 +14,9 @@
 //! counter buckets a week behind the newest, the same rule as the embedded store, so
 //! replaying old logs behaves like a live stream.
 //!
-//! **Hot path.** Writes whose answers no one waits for are queued and sent in the same
-//! round trip as the next call that needs an answer, or at commit. A first-seen set
+//! **Hot path.** Writes whose answers no one waits for are queued, folded (one entry per
+//! key and set, one call per series) and sent in the same round trip as the next call
+//! that needs an answer, or at commit. A first-seen set
 //! whose keys this process has seen known before is answered from a local cache when
 //! every key of the call is cached and inside its forget window: a key known here is
 //! known everywhere (sightings only ever add), so the cache never reports a key new that
@@ -74,14 +75,16 @@ enum Script {
     Add,
     Record,
     Buckets,
+    Touch,
 }
 
 impl Script {
-    const ALL: [Script; 4] = [
+    const ALL: [Script; 5] = [
         Script::Observe,
         Script::Add,
         Script::Record,
         Script::Buckets,
+        Script::Touch,
     ];
 
     fn source(self) -> &'static str {
@@ -90,6 +93,7 @@ impl Script {
             Script::Add => include_str!("redis/add.lua"),
             Script::Record => include_str!("redis/record.lua"),
             Script::Buckets => include_str!("redis/buckets.lua"),
+            Script::Touch => include_str!("redis/touch.lua"),
         }
     }
 }
@@ -97,7 +101,52 @@ impl Script {
 /// A live connection with the scripts loaded.
 struct Connection {
     connection: redis::Connection,
-    shas: [String; 4],
+    shas: [String; 5],
+}
+
+/// Sightings of one cached key folded together: earliest, latest, how many.
+type Touch = (Timestamp, Timestamp, u64);
+
+/// Writes that wait for the next round trip, folded: one touch per set and key, one
+/// histogram call per series.
+#[derive(Default)]
+struct Queued {
+    /// Set key → forget window and, per key, (earliest, latest, sightings).
+    touches: HashMap<String, (i64, HashMap<Box<str>, Touch>)>,
+    /// Series key → journal, mark and the changes' arguments, in order.
+    records: HashMap<String, (String, String, Vec<String>)>,
+}
+
+impl Queued {
+    fn is_empty(&self) -> bool {
+        self.touches.is_empty() && self.records.is_empty()
+    }
+
+    /// The queued writes as script calls on `pipe`, answers ignored.
+    fn add_to(&self, pipe: &mut redis::Pipeline, shas: &[String; 5]) {
+        for (set, (forget, keys)) in &self.touches {
+            let call = pipe
+                .cmd("EVALSHA")
+                .arg(&shas[Script::Touch as usize])
+                .arg(0)
+                .arg(set)
+                .arg(forget);
+            for (key, (earliest, latest, count)) in keys {
+                call.arg(&**key).arg(earliest).arg(latest).arg(count);
+            }
+            call.ignore();
+        }
+        for (series, (journal, mark, changes)) in &self.records {
+            pipe.cmd("EVALSHA")
+                .arg(&shas[Script::Record as usize])
+                .arg(0)
+                .arg(series)
+                .arg(journal)
+                .arg(mark)
+                .arg(changes)
+                .ignore();
+        }
+    }
 }
 
 /// What this process knows of one first-seen set.
@@ -128,7 +177,7 @@ pub struct RedisStore {
     /// Calls made in this attempt, naming their journal marks.
     calls: u64,
     /// Writes waiting for the next round trip.
-    queued: redis::Pipeline,
+    queued: Queued,
     failure: Option<anyhow::Error>,
     /// A batch has run since the last commit, so its journal may exist.
     uncommitted: bool,
@@ -168,7 +217,7 @@ impl RedisStore {
             batch: 0,
             attempt: 0,
             calls: 0,
-            queued: redis::pipe(),
+            queued: Queued::default(),
             failure: None,
             uncommitted: false,
             cache: HashMap::new(),
@@ -197,7 +246,7 @@ impl RedisStore {
                 .with_context(|| format!("cannot connect to Redis at {}", self.config.url))?;
             connection.set_read_timeout(Some(timeout))?;
             connection.set_write_timeout(Some(timeout))?;
-            let mut shas: [String; 4] = Default::default();
+            let mut shas: [String; 5] = Default::default();
             for (sha, script) in shas.iter_mut().zip(Script::ALL) {
                 *sha = redis::cmd("SCRIPT")
                     .arg("LOAD")
@@ -252,8 +301,10 @@ impl RedisStore {
     }
 
     fn round_trip(&mut self, script: Script, args: Vec<String>) -> Result<Value> {
-        let mut pipe = std::mem::replace(&mut self.queued, redis::pipe());
+        let queued = std::mem::take(&mut self.queued);
         let connection = self.connect()?;
+        let mut pipe = redis::pipe();
+        queued.add_to(&mut pipe, &connection.shas);
         pipe.cmd("EVALSHA")
             .arg(&connection.shas[script as usize])
             .arg(0)
@@ -262,38 +313,10 @@ impl RedisStore {
         answers.pop().ok_or_else(|| anyhow!("Redis sent no answer"))
     }
 
-    /// Queues a script call whose answer is not needed.
-    fn queue(&mut self, script: Script, args: Vec<String>) {
-        let sha = self
-            .connection
-            .as_ref()
-            .map(|c| c.shas[script as usize].clone());
-        match sha {
-            Some(sha) => {
-                self.queued
-                    .cmd("EVALSHA")
-                    .arg(sha)
-                    .arg(0)
-                    .arg(args)
-                    .ignore();
-            }
-            // Not connected: the scripts' hashes are unknown until the next round trip
-            // loads them, so send the source itself.
-            None => {
-                self.queued
-                    .cmd("EVAL")
-                    .arg(script.source())
-                    .arg(0)
-                    .arg(args)
-                    .ignore();
-            }
-        }
-    }
-
     fn fail(&mut self, error: anyhow::Error) {
         metrics::counter!("minewatch_store_errors_total").increment(1);
         self.connection = None;
-        self.queued.clear();
+        self.queued = Queued::default();
         self.failure = Some(error);
     }
 
@@ -330,8 +353,17 @@ impl RedisStore {
                 })
                 .collect();
             cached.learning_start = Some(start);
-            let args = self.observe_args(key, forget_after, sightings);
-            self.queue(Script::Observe, args);
+            let (_, keys) = self
+                .queued
+                .touches
+                .entry(key)
+                .or_insert_with(|| (forget_after, HashMap::new()));
+            for &(k, time) in sightings {
+                let entry = keys.entry(k.into()).or_insert((time, time, 0));
+                entry.0 = entry.0.min(time);
+                entry.1 = entry.1.max(time);
+                entry.2 += 1;
+            }
             return out;
         }
         let args = self.observe_args(key.clone(), forget_after, sightings);
@@ -447,7 +479,13 @@ impl RedisStore {
                 }
             }
         }
-        let mut args = vec![key, self.journal(), self.mark("record")];
+        if !self.queued.records.contains_key(&key) {
+            let (journal, mark) = (self.journal(), self.mark("record"));
+            self.queued
+                .records
+                .insert(key.clone(), (journal, mark, Vec::new()));
+        }
+        let (_, _, args) = self.queued.records.get_mut(&key).expect("inserted above");
         for c in changes {
             args.extend([
                 c.bucket.to_string(),
@@ -455,7 +493,6 @@ impl RedisStore {
                 c.current.to_string(),
             ]);
         }
-        self.queue(Script::Record, args);
     }
 
     /// Merges a series' buckets `from..=to`. The first read of a series in a batch
@@ -549,13 +586,18 @@ impl BaselineBackend for RedisStore {
         if self.queued.is_empty() && !self.uncommitted {
             return Ok(());
         }
-        let mut pipe = self.queued.clone();
-        pipe.cmd("DEL").arg(self.journal()).ignore();
+        let journal = self.journal();
+        let shas = self.connect()?.shas.clone();
+        // All or nothing, so a retried commit neither loses nor repeats a write.
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        self.queued.add_to(&mut pipe, &shas);
+        pipe.cmd("DEL").arg(journal).ignore();
         let connection = self.connect()?;
         let result: redis::RedisResult<()> = pipe.query(&mut connection.connection);
         match result {
             Ok(()) => {
-                self.queued.clear();
+                self.queued = Queued::default();
                 self.uncommitted = false;
                 Ok(())
             }
