@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use minewatch::store::BaselineBackend;
 use minewatch::store::redis::{RedisConfig, RedisStore};
+use minewatch_guest::ValueChange;
 use serde_json::Value;
 
 use crate::util::{Dir, Server, alerts, command, post, setup};
@@ -192,36 +193,47 @@ fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
     let redis = Redis::start(&dir.join("redis"));
     let mut store = redis.store();
     let day = 86_400_000;
-    // One batch's calls: three sightings of two new regions, two launches counted.
+    // One batch's calls: two sightings of a new region (the second known, so this
+    // sidecar caches it), another new region, two launches counted, a window's count
+    // moved in the rate history and the history read back.
     let batch = |store: &mut RedisStore| {
         let mut tenant = store.tenant("acme");
-        let regions = [
-            ("us-east-1", day),
-            ("ap-south-1", 2 * day),
-            ("us-east-1", 3 * day),
-        ];
-        let seen = tenant.observe("ec2-unseen-region", 90 * day, &regions);
+        let set = "ec2-unseen-region";
+        let mut seen = tenant.observe(set, 90 * day, &[("us-east-1", day), ("us-east-1", 3 * day)]);
+        seen.extend(tenant.observe(set, 90 * day, &[("ap-south-1", 2 * day)]));
         let count = tenant.add("rate/calls", &[("alice", 0, 1), ("alice", 0, 1)]);
-        (seen, count)
+        let change = ValueChange {
+            bucket: 0,
+            previous: 0,
+            current: 2,
+        };
+        tenant.record_values("rate/calls/global", &[change]);
+        let history = tenant.histogram("rate/calls/global", 0, 0);
+        (seen, count, history)
     };
     store.begin_batch(false);
     let first = batch(&mut store);
     assert_eq!(
         first.0.iter().map(|o| o.is_new).collect::<Vec<_>>(),
-        [true, true, false]
+        [true, false, true]
     );
     assert_eq!(first.1, [1, 2]);
+    assert_eq!(first.2, [(2, 1)]);
     // The batch failed later (say, the alerts could not be written): the host runs it
-    // again. Keys it claimed are still new to it, and counts are not added twice.
+    // again. Keys it claimed are still new to it, even the one it had cached, and
+    // counts and histograms are not added to twice.
     store.begin_batch(true);
     let again = batch(&mut store);
+    // What alerts are made of: which keys are new, and the baseline size and learning
+    // start a new key reports (a known key's size may have grown meanwhile).
     let answers = |seen: &[minewatch_guest::Observed]| {
         seen.iter()
-            .map(|o| (o.is_new, o.set_size, o.learning_start))
+            .map(|o| (o.is_new, o.is_new.then_some(o.set_size), o.learning_start))
             .collect::<Vec<_>>()
     };
     assert_eq!(answers(&again.0), answers(&first.0));
     assert_eq!(again.1, [2, 2], "the current value, nothing added again");
+    assert_eq!(again.2, [(2, 1)]);
     store.commit().unwrap();
     // A new batch, or another sidecar: the keys are known now.
     let mut other = redis.store();

@@ -113,8 +113,9 @@ type Touch = (Timestamp, Timestamp, u64);
 struct Queued {
     /// Set key → forget window and, per key, (earliest, latest, sightings).
     touches: HashMap<String, (i64, HashMap<Box<str>, Touch>)>,
-    /// Series key → journal, mark and the changes' arguments, in order.
-    records: HashMap<String, (String, String, Vec<String>)>,
+    /// Series key → journal and the changes' arguments (mark, bucket, previous,
+    /// current), in order.
+    records: HashMap<String, (String, Vec<String>)>,
 }
 
 impl Queued {
@@ -136,13 +137,12 @@ impl Queued {
             }
             call.ignore();
         }
-        for (series, (journal, mark, changes)) in &self.records {
+        for (series, (journal, changes)) in &self.records {
             pipe.cmd("EVALSHA")
                 .arg(&shas[Script::Record as usize])
                 .arg(0)
                 .arg(series)
                 .arg(journal)
-                .arg(mark)
                 .arg(changes)
                 .ignore();
         }
@@ -174,8 +174,10 @@ pub struct RedisStore {
     sidecar: String,
     batch: u64,
     attempt: u64,
-    /// Calls made in this attempt, naming their journal marks.
-    calls: u64,
+    /// `add` calls made in this attempt, naming their journal marks.
+    adds: u64,
+    /// `record_values` calls made in this attempt, naming their journal marks.
+    records: u64,
     /// Writes waiting for the next round trip.
     queued: Queued,
     failure: Option<anyhow::Error>,
@@ -216,7 +218,8 @@ impl RedisStore {
             config,
             batch: 0,
             attempt: 0,
-            calls: 0,
+            adds: 0,
+            records: 0,
             queued: Queued::default(),
             failure: None,
             uncommitted: false,
@@ -277,10 +280,10 @@ impl RedisStore {
         )
     }
 
-    /// The next call's journal mark.
-    fn mark(&mut self, kind: &str) -> String {
-        self.calls += 1;
-        format!("{kind}|{}", self.calls)
+    /// The next `add` call's journal mark.
+    fn add_mark(&mut self) -> String {
+        self.adds += 1;
+        format!("add|{}", self.adds)
     }
 
     /// Sends the queued writes and one script call; returns the script's answer.
@@ -431,7 +434,7 @@ impl RedisStore {
         let mut args = vec![
             self.key(tenant, "counter", counter),
             self.journal(),
-            self.mark("add"),
+            self.add_mark(),
         ];
         for (key, bucket, delta) in increments {
             args.extend([(*key).to_string(), bucket.to_string(), delta.to_string()]);
@@ -479,15 +482,18 @@ impl RedisStore {
                 }
             }
         }
-        if !self.queued.records.contains_key(&key) {
-            let (journal, mark) = (self.journal(), self.mark("record"));
-            self.queued
-                .records
-                .insert(key.clone(), (journal, mark, Vec::new()));
-        }
-        let (_, _, args) = self.queued.records.get_mut(&key).expect("inserted above");
+        // Marks count calls, not queued groups: where a group is cut depends on the
+        // cache, which a rerun of the batch may find warmer.
+        self.records += 1;
+        let (mark, journal) = (format!("record|{}", self.records), self.journal());
+        let (_, args) = self
+            .queued
+            .records
+            .entry(key)
+            .or_insert_with(|| (journal, Vec::new()));
         for c in changes {
             args.extend([
+                mark.clone(),
                 c.bucket.to_string(),
                 c.previous.to_string(),
                 c.current.to_string(),
@@ -560,11 +566,16 @@ impl BaselineBackend for RedisStore {
     fn begin_batch(&mut self, retry: bool) {
         if retry {
             self.attempt += 1;
+            // The failed attempt may have cached keys it claimed itself; the rerun must
+            // ask Redis, whose journal answers them new again.
+            self.cache.clear();
+            self.cached_keys = 0;
         } else {
             self.batch += 1;
             self.attempt = 0;
         }
-        self.calls = 0;
+        self.adds = 0;
+        self.records = 0;
         self.failure = None;
         self.uncommitted = true;
         self.series.clear();

@@ -1,23 +1,28 @@
 -- Moves values between numbers in a series' per-bucket histograms (value -> frequency).
--- A call already applied by an earlier attempt of the same batch is not applied again.
+-- Each change carries the mark of the detector call it came from; a call already
+-- applied by an earlier attempt of the same batch (its mark is in the journal) is not
+-- applied again.
 --
--- ARGV: series key, journal key, call mark, then (bucket, previous, current) triples;
+-- ARGV: series key, journal key, then (mark, bucket, previous, current) quads;
 -- previous 0 adds a value, current 0 removes one.
 -- Keys: <series>:<bucket> hash value -> frequency; <series> zset of buckets.
-local series, journal, mark = ARGV[1], ARGV[2], ARGV[3]
-if redis.call('HSETNX', journal, mark, 1) == 0 then
-  return 0
+local series, journal = ARGV[1], ARGV[2]
+local fresh = {}
+for i = 3, #ARGV, 4 do
+  local mark, bucket, previous, current = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  if fresh[mark] == nil then
+    fresh[mark] = redis.call('HSETNX', journal, mark, 1) == 1
+  end
+  if fresh[mark] then
+    local hash = series .. ':' .. bucket
+    if previous ~= '0' and redis.call('HINCRBY', hash, previous, -1) <= 0 then
+      redis.call('HDEL', hash, previous)
+    end
+    if current ~= '0' then
+      redis.call('HINCRBY', hash, current, 1)
+    end
+    redis.call('ZADD', series, bucket, bucket)
+  end
 end
 redis.call('PEXPIRE', journal, 86400000)
-for i = 4, #ARGV, 3 do
-  local bucket, previous, current = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local hash = series .. ':' .. bucket
-  if previous ~= '0' and redis.call('HINCRBY', hash, previous, -1) <= 0 then
-    redis.call('HDEL', hash, previous)
-  end
-  if current ~= '0' then
-    redis.call('HINCRBY', hash, current, 1)
-  end
-  redis.call('ZADD', series, bucket, bucket)
-end
-return 1
+return 0
