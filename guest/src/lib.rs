@@ -13,6 +13,7 @@
 //! - [`detector`]: runs the rules over a batch.
 //! - [`baseline`]: the host-side state operations the rules need.
 //! - [`projection`]: the field projection hosts apply before calling the detector.
+//! - [`render`]: the native alert format hosts emit.
 #![deny(missing_docs)]
 
 pub mod baseline;
@@ -21,6 +22,7 @@ pub mod cloudtrail;
 pub mod detector;
 pub mod model;
 pub mod projection;
+pub mod render;
 pub mod rules;
 pub mod settings;
 pub mod time;
