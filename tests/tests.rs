@@ -13,6 +13,8 @@ mod conformance;
 mod custom_detector;
 /// Component and native build give identical alerts.
 mod differential;
+/// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.
+mod fluent_bit;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
