@@ -3,19 +3,27 @@
 //! The semantics are those of the host's store (`host/src/store/mod.rs`) without a
 //! state directory: the forget window through [`apply_sighting`], `set_size` before
 //! the observation, `learning_start` the earliest sighting, counters per key and bucket,
-//! histograms merged over a range of buckets in ascending value order. Nothing is pruned,
-//! as in `minewatch run --memory`. One instance serves one tenant, so there is no tenant level.
+//! histograms merged over a range of buckets in ascending value order. [`MemoryBaseline::prune`]
+//! drops what the durable store drops, since an instance may live for months. One instance
+//! serves one tenant, so there is no tenant level.
 
 use std::collections::BTreeMap;
 
 use minewatch_guest::baseline::apply_sighting;
 use minewatch_guest::{Baseline, Observed, Sighting, Timestamp, ValueChange};
 
+/// Counter buckets this far behind a counter's newest bucket are pruned (as the store does).
+const COUNTER_RETENTION_MS: i64 = 7 * 86_400_000;
+
 /// A first-seen set.
 #[derive(Debug, Default)]
 struct Set {
     /// Earliest first sighting ever recorded.
     learning_start: Option<Timestamp>,
+    /// The forget window last asked for (0: never).
+    forget_after: i64,
+    /// Latest sighting of any key.
+    latest: Timestamp,
     keys: BTreeMap<String, Sighting>,
 }
 
@@ -28,10 +36,13 @@ pub struct MemoryBaseline {
 }
 
 impl MemoryBaseline {
-    /// Merges a set's learning start, as `minewatch baseline import` does (earliest wins).
-    pub fn merge_learning_start(&mut self, set: &str, start: Timestamp) {
+    /// Merges a set's entry as `minewatch baseline import` does: the earliest learning
+    /// start and the latest sighting win, the forget window is taken.
+    pub fn merge_set(&mut self, set: &str, start: Timestamp, forget_after: i64, latest: Timestamp) {
         let entry = self.sets.entry(set.to_string()).or_default();
         entry.learning_start = Some(entry.learning_start.map_or(start, |s| s.min(start)));
+        entry.forget_after = forget_after;
+        entry.latest = entry.latest.max(latest);
     }
 
     /// Merges a key's sighting, as `minewatch baseline import` does: earliest first,
@@ -47,7 +58,9 @@ impl MemoryBaseline {
             None => sighting,
         };
         entry.keys.insert(key.to_string(), merged);
-        self.merge_learning_start(set, sighting.first_seen);
+        let start = sighting.first_seen;
+        entry.learning_start = Some(entry.learning_start.map_or(start, |s| s.min(start)));
+        entry.latest = entry.latest.max(sighting.last_seen);
     }
 
     /// Sets one counter value.
@@ -70,6 +83,34 @@ impl MemoryBaseline {
             .insert(value, frequency);
     }
 
+    /// Drops what no detection can still use, as the durable store does: keys more than
+    /// twice their set's forget window behind the set's latest sighting, and counter
+    /// buckets a week behind their counter's newest.
+    pub fn prune(&mut self) {
+        for set in self.sets.values_mut() {
+            if set.forget_after > 0 {
+                let cutoff = set
+                    .latest
+                    .saturating_sub(set.forget_after.saturating_mul(2));
+                set.keys.retain(|_, s| s.last_seen >= cutoff);
+            }
+        }
+        for counter in self.counters.values_mut() {
+            let newest = counter
+                .values()
+                .filter_map(|buckets| buckets.keys().next_back())
+                .max()
+                .copied();
+            if let Some(newest) = newest {
+                let cutoff = newest.saturating_sub(COUNTER_RETENTION_MS);
+                for buckets in counter.values_mut() {
+                    buckets.retain(|bucket, _| *bucket >= cutoff);
+                }
+                counter.retain(|_, buckets| !buckets.is_empty());
+            }
+        }
+    }
+
     /// Keys held in a first-seen set.
     pub fn set_len(&self, set: &str) -> usize {
         self.sets.get(set).map_or(0, |s| s.keys.len())
@@ -84,6 +125,7 @@ impl Baseline for MemoryBaseline {
         sightings: &[(&str, Timestamp)],
     ) -> Vec<Observed> {
         let entry = self.sets.entry(set.to_string()).or_default();
+        entry.forget_after = forget_after;
         sightings
             .iter()
             .map(|&(key, time)| {
@@ -93,6 +135,7 @@ impl Baseline for MemoryBaseline {
                 entry.keys.insert(key.to_string(), next);
                 let learning_start = entry.learning_start.map_or(time, |s| s.min(time));
                 entry.learning_start = Some(learning_start);
+                entry.latest = entry.latest.max(time);
                 Observed {
                     previous,
                     is_new,
@@ -204,5 +247,26 @@ mod tests {
         assert_eq!(b.histogram("h", 0, 20), [(1, 1), (2, 1), (5, 1)]);
         assert_eq!(b.histogram("h", 20, 0), []);
         assert_eq!(b.histogram("missing", 0, 20), []);
+    }
+
+    #[test]
+    fn prune_drops_what_the_store_drops() {
+        let day = 86_400_000;
+        let mut b = MemoryBaseline::default();
+        b.observe(
+            "s",
+            10 * day,
+            &[("old", 0), ("kept", 5 * day), ("new", 25 * day)],
+        );
+        b.observe("never", 0, &[("old", 0), ("new", 25 * day)]);
+        b.add("c", &[("k", 0, 1), ("k", 8 * day, 1), ("j", day, 1)]);
+        b.prune();
+        assert_eq!(b.set_len("s"), 2);
+        assert_eq!(b.set_len("never"), 2);
+        // A week behind the newest bucket (8 days): bucket 0 goes, day 1 stays.
+        assert_eq!(
+            b.add("c", &[("k", 0, 0), ("k", 8 * day, 0), ("j", day, 0)]),
+            [0, 1, 1]
+        );
     }
 }

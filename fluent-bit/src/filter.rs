@@ -19,6 +19,8 @@ use crate::settings::PluginSettings;
 
 /// The field that carries a record's alerts, as in the host's passthrough outputs.
 pub const ALERTS_FIELD: &str = "minewatch_alerts";
+/// Subscribed records between two prunes of the baselines (the store prunes every 256 commits).
+const PRUNE_EVERY_EVENTS: u32 = 256;
 
 /// The detector with its baselines, for one Fluent Bit filter instance.
 #[derive(Debug)]
@@ -33,6 +35,8 @@ pub struct Filter {
     escape: memmem::Finder<'static>,
     tenant: String,
     baseline: MemoryBaseline,
+    /// Subscribed records since the last prune.
+    since_prune: u32,
 }
 
 impl Filter {
@@ -74,6 +78,7 @@ impl Filter {
             escape: memmem::Finder::new(b"\\u").into_owned(),
             tenant: settings.tenant.clone(),
             baseline: MemoryBaseline::default(),
+            since_prune: 0,
         })
     }
 
@@ -98,6 +103,7 @@ impl Filter {
                     .map_err(|e| format!("cannot read the seed {seed}: {e}"))?;
                 let entries = seed::load(&text, &settings.tenant, &mut filter.baseline)
                     .map_err(|e| format!("seed {seed}: {e}"))?;
+                filter.baseline.prune();
                 format!("{entries} baseline entries from {seed}")
             }
         };
@@ -135,6 +141,11 @@ impl Filter {
         let outcome = self
             .detector
             .detect(std::slice::from_ref(&event), &mut self.baseline);
+        self.since_prune += 1;
+        if self.since_prune >= PRUNE_EVERY_EVENTS {
+            self.baseline.prune();
+            self.since_prune = 0;
+        }
         if outcome.alerts.is_empty() {
             return false;
         }

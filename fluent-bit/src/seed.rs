@@ -10,8 +10,7 @@ use serde::Deserialize;
 
 use crate::baseline::MemoryBaseline;
 
-/// One line of an export; the fields the plugin has no use for are still required, so a
-/// file that is not an export is refused rather than half read.
+/// One line of an export.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 enum Entry {
@@ -19,10 +18,8 @@ enum Entry {
         tenant: String,
         set: String,
         learning_start: String,
-        #[serde(rename = "forget_after_ms")]
-        _forget_after_ms: i64,
-        #[serde(rename = "latest")]
-        _latest: String,
+        forget_after_ms: i64,
+        latest: String,
     },
     Sighting {
         tenant: String,
@@ -83,8 +80,10 @@ pub fn load(text: &str, tenant: &str, baseline: &mut MemoryBaseline) -> Result<u
             Entry::Set {
                 set,
                 learning_start,
+                forget_after_ms,
+                latest,
                 ..
-            } => baseline.merge_learning_start(set, time(learning_start)?),
+            } => baseline.merge_set(set, time(learning_start)?, *forget_after_ms, time(latest)?),
             Entry::Sighting {
                 set,
                 key,
