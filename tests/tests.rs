@@ -15,6 +15,8 @@ mod custom_detector;
 mod differential;
 /// Sidecars sharing baselines through a real Redis server.
 mod fleet;
+/// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.
+mod fluent_bit;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.

@@ -1,0 +1,225 @@
+//! One record in, one record out: the detector over a single Fluent Bit record.
+//!
+//! Fluent Bit hands the filter one record at a time, so each subscribed record is a
+//! batch of one. That gives the host's alerts: the detector's first-seen sets, its
+//! `eventID` dedup set and its rate counters are separate baselines whose answers depend
+//! only on the sightings before, in order, whatever the batch boundaries
+//! (`tests/fluent_bit.rs` checks it against `minewatch run`).
+
+use std::path::Path;
+
+use memchr::memmem;
+use minewatch_guest::projection::{FieldPath, project};
+use minewatch_guest::{Detector, DetectorInfo, render};
+use serde_json::Value;
+
+use crate::baseline::MemoryBaseline;
+use crate::seed;
+use crate::settings::PluginSettings;
+
+/// The field that carries a record's alerts, as in the host's passthrough outputs.
+pub const ALERTS_FIELD: &str = "minewatch_alerts";
+/// Subscribed records between two prunes of the baselines (the store prunes every 256 commits).
+const PRUNE_EVERY_EVENTS: u32 = 256;
+
+/// The detector with its baselines, for one Fluent Bit filter instance.
+#[derive(Debug)]
+pub struct Filter {
+    detector: Detector,
+    info: DetectorInfo,
+    paths: Vec<FieldPath>,
+    /// (eventSource, eventName) pairs; a handful, so a scan beats hashing.
+    subscriptions: Vec<(String, String)>,
+    /// Searches for the subscribed names and for `\u`, to pass most records unparsed.
+    names: Vec<memmem::Finder<'static>>,
+    escape: memmem::Finder<'static>,
+    tenant: String,
+    baseline: MemoryBaseline,
+    /// Subscribed records since the last prune.
+    since_prune: u32,
+}
+
+impl Filter {
+    /// A filter with these settings and empty baselines.
+    ///
+    /// # Errors
+    /// The detector refused its settings (the message names the setting).
+    pub fn new(settings: &PluginSettings) -> Result<Filter, String> {
+        let mut detector = Detector::default();
+        let detector_settings = Value::Object(settings.detector.clone()).to_string();
+        detector
+            .configure(&detector_settings)
+            .map_err(|e| format!("detector settings: {e}"))?;
+        let info = Detector::describe();
+        let paths = info
+            .fields
+            .iter()
+            .map(|p| FieldPath::parse(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let subscriptions: Vec<(String, String)> = info
+            .subscriptions
+            .iter()
+            .flat_map(|s| {
+                s.event_names
+                    .iter()
+                    .map(|n| (s.event_source.clone(), n.clone()))
+            })
+            .collect();
+        let names = subscriptions
+            .iter()
+            .map(|(_, name)| memmem::Finder::new(name.as_bytes()).into_owned())
+            .collect();
+        Ok(Filter {
+            detector,
+            info,
+            paths,
+            subscriptions,
+            names,
+            escape: memmem::Finder::new(b"\\u").into_owned(),
+            tenant: settings.tenant.clone(),
+            baseline: MemoryBaseline::default(),
+            since_prune: 0,
+        })
+    }
+
+    /// Reads the settings file at `path` (defaults when there is none) and the seed it
+    /// names; returns the filter and a line saying what was loaded.
+    ///
+    /// # Errors
+    /// The settings file or the seed is unreadable or invalid; the message names the file.
+    pub fn load(path: &Path) -> Result<(Filter, String), String> {
+        let settings = match std::fs::read_to_string(path) {
+            Ok(text) => {
+                PluginSettings::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => PluginSettings::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut filter = Filter::new(&settings).map_err(|e| format!("{}: {e}", path.display()))?;
+        let seeded = match &settings.seed {
+            None => "no seed".to_string(),
+            Some(seed) => {
+                let text = std::fs::read_to_string(seed)
+                    .map_err(|e| format!("cannot read the seed {seed}: {e}"))?;
+                let entries = seed::load(&text, &settings.tenant, &mut filter.baseline)
+                    .map_err(|e| format!("seed {seed}: {e}"))?;
+                filter.baseline.prune();
+                format!("{entries} baseline entries from {seed}")
+            }
+        };
+        Ok((filter, format!("tenant {:?}, {seeded}", settings.tenant)))
+    }
+
+    /// Runs the detector over one record (JSON text). When it alerts, writes the record
+    /// with its alerts added in [`ALERTS_FIELD`] to `out` and returns true; otherwise
+    /// leaves `out` alone and returns false: the record goes on unchanged.
+    ///
+    /// The alerting record is the input's bytes with the field spliced in before the
+    /// closing brace, so it is the same JSON with one more key; only a record that
+    /// already has the field is re-serialized, with the field replaced.
+    pub fn process(&mut self, record: &[u8], out: &mut Vec<u8>) -> bool {
+        // A record naming no subscribed event, and spelling no name with escapes, cannot be one.
+        if !self.names.iter().any(|n| n.find(record).is_some())
+            && self.escape.find(record).is_none()
+        {
+            return false;
+        }
+        let Ok(mut value) = serde_json::from_slice::<Value>(record) else {
+            return false;
+        };
+        let subscribed = match (value.get("eventSource"), value.get("eventName")) {
+            (Some(Value::String(source)), Some(Value::String(name))) => self
+                .subscriptions
+                .iter()
+                .any(|(s, n)| s == source && n == name),
+            _ => false,
+        };
+        if !subscribed {
+            return false;
+        }
+        let event = project(&value, &self.paths);
+        let outcome = self
+            .detector
+            .detect(std::slice::from_ref(&event), &mut self.baseline);
+        self.since_prune += 1;
+        if self.since_prune >= PRUNE_EVERY_EVENTS {
+            self.baseline.prune();
+            self.since_prune = 0;
+        }
+        if outcome.alerts.is_empty() {
+            return false;
+        }
+        let alerts: Vec<Value> = outcome
+            .alerts
+            .iter()
+            .map(|alert| {
+                let detection = render::detection(&self.info, &alert.detection);
+                render::native(&self.info, &detection, alert, &self.tenant)
+            })
+            .collect();
+        let alerts = Value::Array(alerts);
+        out.clear();
+        // A subscribed record is an object with members, so it ends in `}` (then whitespace).
+        let end = record.iter().rposition(|b| !b.is_ascii_whitespace());
+        match (end, value.as_object_mut()) {
+            (Some(end), Some(map)) if record[end] == b'}' && !map.contains_key(ALERTS_FIELD) => {
+                out.extend_from_slice(&record[..end]);
+                out.extend_from_slice(b",\"");
+                out.extend_from_slice(ALERTS_FIELD.as_bytes());
+                out.extend_from_slice(b"\":");
+                out.extend_from_slice(alerts.to_string().as_bytes());
+                out.push(b'}');
+            }
+            (_, map) => {
+                if let Some(map) = map {
+                    map.insert(ALERTS_FIELD.to_string(), alerts);
+                }
+                out.extend_from_slice(value.to_string().as_bytes());
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CASE: &str = include_str!("../../tests/data/conformance/learning-gate/events.ndjson");
+
+    /// Every record through `filter`, with what came back: `None` for unchanged.
+    fn run(filter: &mut Filter, records: &[String]) -> Vec<Option<Value>> {
+        records
+            .iter()
+            .map(|record| {
+                let mut out = Vec::new();
+                filter
+                    .process(record.as_bytes(), &mut out)
+                    .then(|| serde_json::from_slice(&out).unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_record_that_has_the_field_gets_it_replaced() {
+        let plain: Vec<String> = CASE.lines().map(str::to_string).collect();
+        let stale: Vec<String> = plain
+            .iter()
+            .map(|line| {
+                let mut value: Value = serde_json::from_str(line).unwrap();
+                value[ALERTS_FIELD] = "stale".into();
+                value.to_string()
+            })
+            .collect();
+        let settings = PluginSettings::default();
+        let fresh = run(&mut Filter::new(&settings).unwrap(), &plain);
+        let replaced = run(&mut Filter::new(&settings).unwrap(), &stale);
+        assert!(fresh.iter().any(Option::is_some), "the case alerts");
+        for (fresh, replaced) in fresh.iter().zip(&replaced) {
+            assert_eq!(
+                fresh.as_ref().map(|v| &v[ALERTS_FIELD]),
+                replaced.as_ref().map(|v| &v[ALERTS_FIELD])
+            );
+        }
+    }
+}
