@@ -7,6 +7,7 @@
 //! request, and at the end; a flush writes and syncs every output first and commits the
 //! baselines second, so a crash in between repeats alerts instead of losing them.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -15,8 +16,9 @@ use minewatch_guest::{Alert, DetectorInfo, Event};
 use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
+use crate::dead_letter::{DeadBatch, DeadLetter};
 use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
-use crate::runtime::{DetectorEngine, SharedStore, lock};
+use crate::runtime::{DetectorEngine, GuestStopped, SharedStore, lock};
 use crate::sinks::AlertSink;
 use crate::summary::RunSummary;
 
@@ -32,6 +34,9 @@ pub struct PipelineOptions {
     pub batch_events: usize,
     /// Learn the baselines without emitting alerts (`baseline build`).
     pub learn_only: bool,
+    /// Where batches go when the detector is stopped on them; without one they are
+    /// logged and counted only.
+    pub dead_letter: Option<Arc<DeadLetter>>,
 }
 
 impl Default for PipelineOptions {
@@ -40,6 +45,7 @@ impl Default for PipelineOptions {
             tenant: "default".into(),
             batch_events: 512,
             learn_only: false,
+            dead_letter: None,
         }
     }
 }
@@ -87,6 +93,8 @@ pub struct Pipeline {
     prefilter: Option<Prefilter>,
     options: PipelineOptions,
     batch: Vec<Event>,
+    /// The raw records of `batch`, kept only for the dead-letter file.
+    batch_records: Vec<Value>,
     locations: Vec<Location>,
     pending: Vec<Pending>,
     summary: RunSummary,
@@ -140,6 +148,7 @@ impl Pipeline {
             passthrough,
             prefilter,
             batch: Vec::with_capacity(options.batch_events),
+            batch_records: Vec::new(),
             locations: Vec::with_capacity(options.batch_events),
             pending: Vec::new(),
             options,
@@ -166,16 +175,25 @@ impl Pipeline {
         self.summary.records += 1;
         metrics::counter!("minewatch_events_received_total").increment(1);
         let subscribed = self.subscribed(&record);
-        if subscribed {
-            self.batch.push(project(&record, &self.paths));
+        let mut record = Some(record);
+        if let Some(subscribed_record) = record.as_ref().filter(|_| subscribed) {
+            self.batch.push(project(subscribed_record, &self.paths));
             self.locations.push(location);
+            if self.options.dead_letter.is_some() {
+                let kept = if self.passthrough {
+                    subscribed_record.clone()
+                } else {
+                    record.take().expect("checked above")
+                };
+                self.batch_records.push(kept);
+            }
         } else {
             self.summary.unsubscribed += 1;
             metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
         }
         if self.passthrough {
             self.pending.push(Pending {
-                record: Some(record),
+                record,
                 event: subscribed.then(|| self.batch.len() - 1),
             });
         }
@@ -209,16 +227,20 @@ impl Pipeline {
         if pending > 0 {
             let events = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
-            alerts = self.run_batch(events, &locations);
+            let records = std::mem::take(&mut self.batch_records);
+            let result = self.run_batch(events, &locations, &records);
             self.locations = locations;
             self.locations.clear();
+            self.batch_records = records;
+            self.batch_records.clear();
+            alerts = result?;
         }
         self.emit(&alerts)?;
         for output in &mut self.outputs {
             output.sink.flush()?;
         }
         let started = Instant::now();
-        lock(&self.baselines).commit()?;
+        lock(&self.baselines).commit_tenant(&self.options.tenant)?;
         metrics::histogram!("minewatch_store_commit_seconds")
             .record(started.elapsed().as_secs_f64());
         if pending > 0 {
@@ -231,30 +253,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs the detector; a failing detector costs its batch (counted), not the run.
-    fn run_batch(&mut self, events: Vec<Event>, locations: &[Location]) -> Vec<Alert> {
+    /// Runs the detector; a stopped detector costs its batch (dead-lettered, counted),
+    /// not the run.
+    ///
+    /// # Errors
+    /// The batch could not be written to the dead-letter file.
+    fn run_batch(
+        &mut self,
+        events: Vec<Event>,
+        locations: &[Location],
+        records: &[Value],
+    ) -> Result<Vec<Alert>> {
         let count = events.len() as u64;
         let started = Instant::now();
         let result = self.detector.detect(&self.options.tenant, events);
-        metrics::histogram!("minewatch_guest_call_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("minewatch_guest_call_seconds", "tenant" => self.options.tenant.clone())
+            .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    first = %locations[0],
-                    events = count,
-                    "Detector failed on a batch; its events are counted as skipped."
-                );
-                *self
-                    .summary
-                    .skipped
-                    .entry("detector-trap".into())
-                    .or_insert(0) += count;
-                metrics::counter!("minewatch_events_skipped_total", "reason" => "detector-trap")
-                    .increment(count);
-                metrics::counter!("minewatch_guest_traps_total").increment(1);
-                return Vec::new();
+                self.stopped(&error, count, locations, records)?;
+                return Ok(Vec::new());
             }
         };
         self.summary.processed += count;
@@ -277,7 +296,55 @@ impl Pipeline {
             metrics::counter!("minewatch_alerts_total", "detection" => alert.detection.clone())
                 .increment(1);
         }
-        outcome.alerts
+        Ok(outcome.alerts)
+    }
+
+    /// Logs, counts and dead-letters a batch the detector was stopped on.
+    fn stopped(
+        &mut self,
+        error: &anyhow::Error,
+        count: u64,
+        locations: &[Location],
+        records: &[Value],
+    ) -> Result<()> {
+        let (reason, detail) = match error.downcast_ref::<GuestStopped>() {
+            Some(stopped) => (stopped.reason.as_str(), stopped.detail.as_str()),
+            // Not a guest stop (the rebuild after one failed): still this batch's end.
+            None => ("trap", "the detector failed and could not be rebuilt"),
+        };
+        let tenant = self.options.tenant.clone();
+        let first = locations[0].to_string();
+        tracing::error!(
+            error = format!("{error:#}"),
+            %tenant,
+            reason,
+            %first,
+            events = count,
+            "Detector stopped on a batch; the batch is dead-lettered and the instance rebuilt."
+        );
+        *self
+            .summary
+            .skipped
+            .entry("detector-trap".into())
+            .or_insert(0) += count;
+        metrics::counter!("minewatch_events_skipped_total", "reason" => "detector-trap")
+            .increment(count);
+        metrics::counter!("minewatch_guest_stops_total", "tenant" => tenant.clone(), "reason" => reason)
+            .increment(1);
+        if let Some(dead_letter) = &self.options.dead_letter {
+            let info = self.detector.info();
+            dead_letter.write(&DeadBatch {
+                tenant: &tenant,
+                reason,
+                detail,
+                detector: &format!("{} {}", info.name, info.version),
+                first: &first,
+                records,
+            })?;
+            metrics::counter!("minewatch_dead_letter_events_total", "tenant" => tenant, "reason" => reason)
+                .increment(count);
+        }
+        Ok(())
     }
 
     /// Writes alerts to alert outputs, and the pending events to passthrough outputs.

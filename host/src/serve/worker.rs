@@ -50,6 +50,9 @@ pub enum Refused {
     Closed,
 }
 
+/// The answer to a queued job.
+pub type Verdict = oneshot::Receiver<Result<Receipt, Refused>>;
+
 /// A handle for sources to submit jobs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Submitter {
@@ -65,6 +68,20 @@ impl Submitter {
         skips: Vec<Skip>,
         filtered: u64,
     ) -> Result<Receipt, Refused> {
+        let answer = self.enqueue(records, skips, filtered)?;
+        answer.await.unwrap_or(Err(Refused::Closed))
+    }
+
+    /// Queues records without waiting; the receiver gets the verdict.
+    ///
+    /// # Errors
+    /// The queue is full or closed; nothing was queued.
+    pub fn enqueue(
+        &self,
+        records: Vec<(Value, Location)>,
+        skips: Vec<Skip>,
+        filtered: u64,
+    ) -> Result<Verdict, Refused> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             records,
@@ -76,16 +93,20 @@ impl Submitter {
             mpsc::error::TrySendError::Full(_) => Refused::Busy,
             mpsc::error::TrySendError::Closed(_) => Refused::Closed,
         })?;
-        answer.await.unwrap_or(Err(Refused::Closed))
+        Ok(answer)
     }
 }
 
-/// Starts the pipeline thread with a queue of `queue` jobs. The thread ends when every
+/// Starts `tenant`'s pipeline thread with a queue of `queue` jobs. The thread ends when every
 /// [`Submitter`] is dropped, after finishing queued jobs, and returns the run summary.
-pub fn spawn(pipeline: Pipeline, queue: usize) -> (Submitter, JoinHandle<Result<RunSummary>>) {
+pub fn spawn(
+    tenant: &str,
+    pipeline: Pipeline,
+    queue: usize,
+) -> (Submitter, JoinHandle<Result<RunSummary>>) {
     let (tx, mut rx) = mpsc::channel::<Job>(queue.max(1));
     let handle = std::thread::Builder::new()
-        .name("minewatch-pipeline".into())
+        .name(format!("minewatch-pipeline-{tenant}"))
         .spawn(move || {
             let mut pipeline = pipeline;
             while let Some(job) = rx.blocking_recv() {

@@ -83,6 +83,17 @@ pub(crate) enum Dirty {
     },
 }
 
+impl Dirty {
+    fn tenant(&self) -> &str {
+        match self {
+            Dirty::Set { tenant, .. }
+            | Dirty::Sighting { tenant, .. }
+            | Dirty::Counter { tenant, .. }
+            | Dirty::Histogram { tenant, .. } => tenant,
+        }
+    }
+}
+
 /// What `baseline show` prints about a first-seen set.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SetSummary {
@@ -159,6 +170,31 @@ impl BaselineStore {
         }
         durable.write(&self.tenants, &self.dirty)?;
         self.dirty.clear();
+        self.commits += 1;
+        if self.commits.is_multiple_of(PRUNE_EVERY_COMMITS) {
+            self.prune();
+        }
+        Ok(())
+    }
+
+    /// Like [`BaselineStore::commit`], for one tenant's changes only. Tenants run on
+    /// their own threads; one tenant's commit must not make another's half-processed
+    /// batch durable before that batch's alerts are written.
+    ///
+    /// # Errors
+    /// The write or the fsync failed; the changes stay pending for the next commit.
+    pub fn commit_tenant(&mut self, tenant: &str) -> Result<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let mine: HashSet<Dirty> = self.dirty.extract_if(|d| d.tenant() == tenant).collect();
+        if mine.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = durable.write(&self.tenants, &mine) {
+            self.dirty.extend(mine);
+            return Err(error);
+        }
         self.commits += 1;
         if self.commits.is_multiple_of(PRUNE_EVERY_COMMITS) {
             self.prune();
