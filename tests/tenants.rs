@@ -1,0 +1,157 @@
+//! Tenants in one `serve`: hostile components (an endless loop, a memory bomb, a
+//! panic) run beside the built-in detections; the server stays up, the built-in
+//! tenant's alerts are exactly those of `minewatch run` on the same events, and every
+//! hostile batch is dead-lettered with its reason, counted in `/metrics`.
+
+use serde_json::Value;
+
+use crate::sandbox::{dead_letters, hostile_config, launches};
+use crate::util::{Server, alerts, post, setup};
+
+/// (detection, key, event id) of each alert, sorted.
+fn fingerprints(alerts: &[Value]) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["detection"].as_str().unwrap_or_default().to_string(),
+                a["key"].as_str().unwrap_or_default().to_string(),
+                a["event"]["event_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The value of a Prometheus counter with these labels, if rendered.
+fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| {
+            labels
+                .iter()
+                .all(|(k, v)| l.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn hostile_tenants_beside_the_builtin_detections() {
+    let (dir, mut cmd) = setup();
+    let events = dir.join("events.ndjson");
+    cmd.args([
+        "generate",
+        "--days",
+        "30",
+        "--events-per-day",
+        "300",
+        "--output",
+    ])
+    .args([&events])
+    .ok(&dir);
+    let config = hostile_config(
+        &dir,
+        &[
+            ("looper", "loop", "batch_cpu_ms = 100"),
+            ("bomb", "memory", "memory_mb = 32"),
+            ("crasher", "panic", ""),
+        ],
+        &format!(
+            "[sources.http]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n",
+            dir.join("served.ndjson")
+        ),
+    );
+    // The config's batch_events = 2 makes many batches; the built-in tenant gets 512.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("batch_events = 2", "batch_events = 512");
+    std::fs::write(&config, text).unwrap();
+
+    let server = Server::start(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--state", "state"],
+    );
+    let hostile_batch = crate::util::ndjson(&launches("hostile"));
+    let lines: Vec<String> = std::fs::read_to_string(&events)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    for (i, chunk) in lines.chunks(2000).enumerate() {
+        let (status, body) = post(&server.url("/events"), chunk.join("\n").as_bytes(), &[]);
+        assert_eq!(status, 200, "{body}");
+        // Interleave the hostile tenants' batches with the built-in one's.
+        if i < 2 {
+            for tenant in ["looper", "bomb", "crasher"] {
+                let url = server.url(&format!("/tenants/{tenant}/events"));
+                let (status, body) = post(&url, hostile_batch.as_bytes(), &[]);
+                assert_eq!(status, 200, "{tenant}: {body}");
+            }
+        }
+    }
+    let (status, _) = post(&server.url("/tenants/nobody/events"), b"{}", &[]);
+    assert_eq!(status, 404);
+    let metrics = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    server.stop();
+
+    // Every hostile batch was dead-lettered with its reason and tenant.
+    let dead = dead_letters(&dir.join("dead.ndjson"));
+    for (tenant, reason) in [
+        ("looper", "cpu_deadline"),
+        ("bomb", "memory"),
+        ("crasher", "trap"),
+    ] {
+        let mine: Vec<&Value> = dead.iter().filter(|d| d["tenant"] == tenant).collect();
+        assert_eq!(mine.len(), 2, "{tenant}: {mine:?}");
+        assert!(
+            mine.iter().all(|d| d["reason"] == reason),
+            "{tenant}: {mine:?}"
+        );
+        assert_eq!(
+            counter(
+                &metrics,
+                "minewatch_guest_stops_total",
+                &[("tenant", tenant), ("reason", reason)]
+            ),
+            Some(2.0),
+            "{tenant}: {metrics}"
+        );
+    }
+    assert!(dead.iter().all(|d| d["tenant"] != "default"), "{dead:?}");
+
+    // The built-in tenant's alerts are exactly what a plain run finds.
+    let served: Vec<Value> = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
+    assert!(served.iter().all(|a| a["tenant"] == "default"));
+    let out = crate::util::command(&dir)
+        .args(["run", "--memory", "--input"])
+        .args([&events])
+        .ok(&dir);
+    let expected = alerts(&out.stdout);
+    assert!(!expected.is_empty());
+    assert_eq!(fingerprints(&served), fingerprints(&expected));
+
+    // The looping guest's baseline write before its deadline stays, in its own namespace.
+    let export = crate::util::command(&dir)
+        .args([
+            "baseline", "export", "--state", "state", "--tenant", "looper",
+        ])
+        .ok(&dir);
+    let text = String::from_utf8_lossy(&export.stdout);
+    assert!(text.contains("learned-before-loop"), "{text}");
+    let export = crate::util::command(&dir)
+        .args([
+            "baseline", "export", "--state", "state", "--tenant", "default",
+        ])
+        .ok(&dir);
+    assert!(!String::from_utf8_lossy(&export.stdout).contains("learned-before-loop"));
+}
