@@ -199,3 +199,20 @@ fn export(dir: &Dir, tenant: &str) -> Vec<Value> {
         .ok(dir);
     alerts(&out.stdout)
 }
+
+#[test]
+fn validate_builds_every_tenant_and_names_the_broken_one() {
+    let (dir, mut cmd) = setup();
+    let config = hostile_config(&dir, &[("fine", "quiet", "")], "");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[[tenants]]\nname = \"ghost\"\ncomponent = \"missing.wasm\"\n");
+    std::fs::write(&config, text).unwrap();
+    let out = cmd
+        .args(["validate", "--config"])
+        .args([&config])
+        .assert_exit(&dir, 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("tenant ghost"), "{stderr}");
+    assert!(stderr.contains("missing.wasm"), "{stderr}");
+    assert!(!stderr.contains("tenant fine"), "{stderr}");
+}

@@ -23,7 +23,8 @@ use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::summary::RunSummary;
-use minewatch::{build_detector, share};
+use minewatch::runtime::Engines;
+use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
 use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat};
 
@@ -336,13 +337,22 @@ fn validate(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    if let Err(error) = build_detector(
-        config.engine,
-        config.component.as_deref(),
-        &config.detector_settings(),
-        share(BaselineStore::in_memory()),
-    ) {
-        problems.push(format!("{error:#}"));
+    // Every tenant's detector, each on the shared engines, each problem reported.
+    let engines = Engines::new()?;
+    for spec in config.tenant_specs()? {
+        let detector = build_limited_detector(
+            &engines,
+            &DetectorSpec {
+                engine: spec.engine,
+                component: spec.component.as_deref(),
+                settings: &spec.settings,
+                limits: spec.limits,
+            },
+            share(BaselineStore::in_memory()),
+        );
+        if let Err(error) = detector {
+            problems.push(format!("tenant {}: {error:#}", spec.name));
+        }
     }
     if !config.memory
         && let Err(error) = BaselineStore::open(&config.state_dir)
