@@ -155,3 +155,79 @@ fn hostile_tenants_beside_the_builtin_detections() {
         .ok(&dir);
     assert!(!String::from_utf8_lossy(&export.stdout).contains("learned-before-loop"));
 }
+
+/// Replaces a file the way a deploy does: write beside it, then rename over it.
+fn replace(path: &std::path::Path, bytes: &[u8]) {
+    let staged = path.with_extension("staged");
+    std::fs::write(&staged, bytes).unwrap();
+    std::fs::rename(&staged, path).unwrap();
+}
+
+/// Posts a Saturday-night GPU launch by alice to tenant `gpu`; returns the alerts count.
+fn launch_gpu(server: &Server, id: &str, minute: u32) -> u64 {
+    let record = crate::util::launch(
+        &format!("2026-03-07T03:{minute:02}:00Z"),
+        "arn:aws:iam::111122223333:user/alice",
+        "us-east-1",
+        "ami-0a1b2c3d4e5f60001",
+        "g4dn.xlarge",
+        id,
+    );
+    let (status, body) = post(
+        &server.url("/tenants/gpu/events"),
+        record.to_string().as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["alerts"]
+        .as_u64()
+        .unwrap()
+}
+
+#[test]
+fn a_replaced_component_takes_over_without_losing_a_learned_key() {
+    let (dir, _) = setup();
+    let gpu = std::fs::read(crate::custom_detector::component()).unwrap();
+    let hostile = std::fs::read(crate::sandbox::hostile()).unwrap();
+    let component = dir.write("detector.wasm", &gpu);
+    let config_text = format!(
+        "[sources.http]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n\
+         [[tenants]]\nname = \"gpu\"\ncomponent = {component:?}\n",
+        dir.join("served.ndjson")
+    );
+    let config = dir.write("minewatch.toml", &config_text);
+    let server = Server::start(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--state", "state"],
+    );
+    // The GPU detector learns alice (and alerts: her first off-hours GPU launch).
+    assert_eq!(launch_gpu(&server, "gpu-1", 0), 1);
+
+    // A new component file takes over: the quiet hostile build raises nothing.
+    replace(&component, &hostile);
+    server.wait_for_log("Tenant now runs the new detector.", 1);
+    assert_eq!(launch_gpu(&server, "gpu-2", 10), 0);
+
+    // A broken component and a broken config are rejected; the running one stays.
+    replace(&component, b"not a component");
+    server.wait_for_log("Rejected the new detector; the old one keeps running.", 1);
+    replace(&config, b"tenants = 3");
+    server.wait_for_log("Rejected the new configuration", 1);
+    assert_eq!(launch_gpu(&server, "gpu-3", 20), 0);
+
+    // The GPU detector comes back and still knows alice's first launch.
+    replace(&config, config_text.as_bytes());
+    replace(&component, &gpu);
+    server.wait_for_log("Tenant now runs the new detector.", 2);
+    assert_eq!(launch_gpu(&server, "gpu-4", 30), 1);
+    server.stop();
+    let served = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(served[0]["evidence"]["previous"], Value::Null);
+    assert_eq!(
+        served[1]["evidence"]["previous"]["count"], 1,
+        "{}",
+        served[1]
+    );
+    assert_eq!(served[1]["event"]["event_id"], "gpu-4");
+}

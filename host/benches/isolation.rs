@@ -53,7 +53,10 @@ fn main() -> anyhow::Result<()> {
     let runs = [
         ("alone", None),
         ("beside a quiet tenant", Some("quiet")),
-        ("beside a tenant looping to its 50 ms deadline", Some("loop")),
+        (
+            "beside a tenant looping to its 50 ms deadline",
+            Some("loop"),
+        ),
     ];
     let mut best = Vec::new();
     for (label, other) in runs {
@@ -166,7 +169,10 @@ fn measure(lines: &[String], other: Option<(&str, &Path)>) -> anyhow::Result<(f6
             forward: None,
         },
         outputs: vec![OutputConfig::from_flag(
-            dir.path().join("alerts.ndjson").to_str().unwrap_or("alerts.ndjson"),
+            dir.path()
+                .join("alerts.ndjson")
+                .to_str()
+                .unwrap_or("alerts.ndjson"),
             Default::default(),
             false,
         )],

@@ -80,6 +80,50 @@ struct Pending {
     event: Option<usize>,
 }
 
+/// What a pipeline derives from its detector's description.
+struct Wiring {
+    subscriptions: Vec<(String, String)>,
+    paths: Vec<FieldPath>,
+    renderers: [Renderer; 2],
+    prefilter: Option<Prefilter>,
+}
+
+impl Wiring {
+    fn new(info: &DetectorInfo, passthrough: bool) -> Result<Wiring> {
+        let paths = info
+            .fields
+            .iter()
+            .map(|p| FieldPath::parse(p).map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()?;
+        let subscriptions = info
+            .subscriptions
+            .iter()
+            .flat_map(|s| {
+                s.event_names
+                    .iter()
+                    .map(|n| (s.event_source.clone(), n.clone()))
+            })
+            .collect();
+        let renderers = [
+            Renderer::new(info.clone(), Format::Native),
+            Renderer::new(info.clone(), Format::Ocsf),
+        ];
+        let prefilter = (!passthrough).then(|| {
+            Prefilter::new(
+                info.subscriptions
+                    .iter()
+                    .flat_map(|s| s.event_names.iter().map(String::as_str)),
+            )
+        });
+        Ok(Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        })
+    }
+}
+
 /// One detector with its baselines and outputs.
 pub struct Pipeline {
     detector: Box<dyn DetectorEngine>,
@@ -111,33 +155,13 @@ impl Pipeline {
         outputs: Vec<Output>,
         options: PipelineOptions,
     ) -> Result<Pipeline> {
-        let info: &DetectorInfo = detector.info();
-        let paths = info
-            .fields
-            .iter()
-            .map(|p| FieldPath::parse(p).map_err(anyhow::Error::msg))
-            .collect::<Result<Vec<_>>>()?;
-        let subscriptions = info
-            .subscriptions
-            .iter()
-            .flat_map(|s| {
-                s.event_names
-                    .iter()
-                    .map(|n| (s.event_source.clone(), n.clone()))
-            })
-            .collect();
-        let renderers = [
-            Renderer::new(info.clone(), Format::Native),
-            Renderer::new(info.clone(), Format::Ocsf),
-        ];
         let passthrough = outputs.iter().any(|o| o.passthrough);
-        let prefilter = (!passthrough).then(|| {
-            Prefilter::new(
-                info.subscriptions
-                    .iter()
-                    .flat_map(|s| s.event_names.iter().map(String::as_str)),
-            )
-        });
+        let Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        } = Wiring::new(detector.info(), passthrough)?;
         Ok(Pipeline {
             detector,
             subscriptions,
@@ -154,6 +178,28 @@ impl Pipeline {
             options,
             summary: RunSummary::default(),
         })
+    }
+
+    /// Replaces the detector between batches (a hot reload): what is pending is run by
+    /// the old one and committed first; baselines and outputs carry over.
+    ///
+    /// # Errors
+    /// The pending flush failed (the old detector stays), or the new detector declared
+    /// a field path that does not parse (the old one stays, after the flush).
+    pub fn swap_detector(&mut self, detector: Box<dyn DetectorEngine>) -> Result<()> {
+        self.flush()?;
+        let Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        } = Wiring::new(detector.info(), self.passthrough)?;
+        self.detector = detector;
+        self.subscriptions = subscriptions;
+        self.paths = paths;
+        self.renderers = renderers;
+        self.prefilter = prefilter;
+        Ok(())
     }
 
     /// The byte-level prefilter for this detector's subscription; none when a

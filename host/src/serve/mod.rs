@@ -9,6 +9,7 @@
 //! queued jobs are processed, outputs are flushed and the store is closed.
 
 pub mod outputs;
+pub mod reload;
 pub mod router;
 pub mod worker;
 
@@ -81,12 +82,22 @@ pub fn build_pipeline(config: &Config, learn_only: bool) -> Result<Pipeline> {
     )
 }
 
+/// Every tenant's pipeline, and what they share.
+pub struct TenantPipelines {
+    /// The engines every tenant's detector runs on.
+    pub engines: Engines,
+    /// The one baseline store.
+    pub baselines: SharedStore,
+    /// Each tenant with its pipeline, the default tenant first.
+    pub pipelines: Vec<(TenantSpec, Pipeline)>,
+}
+
 /// Every tenant's pipeline over one store, one engine set, shared outputs and one
 /// dead-letter file; the default tenant first.
 ///
 /// # Errors
 /// Any part of any tenant failed to build; the error names the tenant.
-pub fn build_tenant_pipelines(config: &Config) -> Result<Vec<(TenantSpec, Pipeline)>> {
+pub fn build_tenant_pipelines(config: &Config) -> Result<TenantPipelines> {
     let specs = config.tenant_specs()?;
     let baselines = open_store(config)?;
     let engines = Engines::new()?;
@@ -102,7 +113,7 @@ pub fn build_tenant_pipelines(config: &Config) -> Result<Vec<(TenantSpec, Pipeli
             (shell, sink)
         })
         .collect();
-    specs
+    let pipelines = specs
         .into_iter()
         .map(|spec| {
             let outputs = shared
@@ -126,7 +137,12 @@ pub fn build_tenant_pipelines(config: &Config) -> Result<Vec<(TenantSpec, Pipeli
             .with_context(|| format!("tenant {}", spec.name))?;
             Ok((spec, pipeline))
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TenantPipelines {
+        engines,
+        baselines,
+        pipelines,
+    })
 }
 
 fn build_outputs(config: &Config) -> Result<Vec<Output>> {
@@ -221,7 +237,25 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary> {
-    let pipelines = build_tenant_pipelines(&config)?;
+    serve_with_reload(config, listeners, shutdown, None).await
+}
+
+/// [`serve`], reloading detectors from `reload`'s config file on SIGHUP and on changes
+/// to it or to the components it names (see [`reload`]).
+///
+/// # Errors
+/// A part could not be built, or the final flush failed.
+pub async fn serve_with_reload(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<reload::Reload>,
+) -> Result<RunSummary> {
+    let TenantPipelines {
+        engines,
+        baselines,
+        pipelines,
+    } = build_tenant_pipelines(&config)?;
     // One tenant: its prefilter saves parsing. Several: every record is parsed, to route it.
     let prefilter = match &pipelines[..] {
         [(_, only)] => only.prefilter(),
@@ -240,8 +274,14 @@ pub async fn serve(
     let router = Arc::new(router::TenantRouter::new(
         Routes::new(&specs, config.route_field.clone()),
         submitters,
+        prefilter,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut reloader = None;
+    if let Some(reload) = reload {
+        let watcher = reload::Reloader::new(reload, engines, baselines, router.clone(), &specs);
+        reloader = Some(tokio::spawn(watcher.run(stop_rx.clone())));
+    }
     let read = ReadOptions {
         max_record_bytes: config.max_record_bytes,
     };
@@ -254,7 +294,6 @@ pub async fn serve(
             read,
             record_field: config.record_field.clone(),
             metrics: metrics.clone(),
-            prefilter,
         });
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -289,6 +328,9 @@ pub async fn serve(
     let _ = stop_tx.send(true);
     for task in tasks {
         task.await.context("a source task panicked")??;
+    }
+    if let Some(reloader) = reloader {
+        reloader.await.context("the reload task panicked")?;
     }
     let summary = tokio::task::spawn_blocking(move || {
         let mut total = RunSummary::default();

@@ -8,24 +8,61 @@
 //! the rate rules drop `eventID`s they have counted, so no alert repeats).
 
 use std::collections::HashMap;
+use std::sync::RwLock;
 
 use serde_json::Value;
 
 use super::worker::{Receipt, Refused, Submitter};
-use crate::intake::{Location, Skip};
+use crate::intake::{Location, Prefilter, Skip};
 use crate::tenants::Routes;
 
 /// The tenants' queues and how to choose between them.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct TenantRouter {
     routes: Routes,
     submitters: HashMap<String, Submitter>,
+    /// The byte-level prefilter sources may apply: the only tenant's, or none when
+    /// several share the sources (their records are parsed to be routed). A hot reload
+    /// replaces it with the new detector's.
+    prefilter: RwLock<Option<Prefilter>>,
 }
 
 impl TenantRouter {
     /// A router over one submitter per tenant.
-    pub fn new(routes: Routes, submitters: HashMap<String, Submitter>) -> TenantRouter {
-        TenantRouter { routes, submitters }
+    pub fn new(
+        routes: Routes,
+        submitters: HashMap<String, Submitter>,
+        prefilter: Option<Prefilter>,
+    ) -> TenantRouter {
+        TenantRouter {
+            routes,
+            submitters,
+            prefilter: RwLock::new(prefilter),
+        }
+    }
+
+    /// The prefilter sources apply before parsing, if any.
+    pub fn prefilter(&self) -> Option<Prefilter> {
+        self.prefilter
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// `tenant`'s queue.
+    pub fn submitter(&self, tenant: &str) -> Option<&Submitter> {
+        self.submitters.get(tenant)
+    }
+
+    /// Replaces the prefilter after `tenant` took a new detector (only a sole tenant's
+    /// prefilter is ever used).
+    pub fn set_prefilter(&self, tenant: &str, prefilter: Option<Prefilter>) {
+        if self.submitters.len() == 1 && self.submitters.contains_key(tenant) {
+            *self
+                .prefilter
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()) = prefilter;
+        }
     }
 
     /// True when `tenant` is served.

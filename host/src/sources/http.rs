@@ -70,8 +70,6 @@ pub struct HttpState {
     pub record_field: Option<String>,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
-    /// The pipeline's prefilter: NDJSON lines of other events are counted, not parsed.
-    pub prefilter: Option<crate::intake::Prefilter>,
 }
 
 /// The routes of the HTTP source.
@@ -151,7 +149,8 @@ async fn ingest(
         .increment(body.len() as u64);
     let read = state.read;
     let record_field = state.record_field.clone();
-    let prefilter = state.prefilter.clone();
+    // NDJSON lines of events no tenant wants are counted, not parsed.
+    let prefilter = state.router.prefilter();
     let source = match tenant {
         Some(name) => format!("http:/tenants/{name}/events"),
         None => "http:/events".to_string(),
