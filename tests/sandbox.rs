@@ -48,6 +48,9 @@ pub fn hostile() -> &'static Path {
     })
 }
 
+/// How many set names the `probe` behaviour tries (`PROBE_SETS` of the component).
+pub const PROBED_NAMES: usize = 8;
+
 /// Four successful launches, a day apart.
 pub fn launches(prefix: &str) -> Vec<Value> {
     (1..=4)
@@ -173,7 +176,7 @@ fn a_guest_cannot_reach_another_tenants_baselines() {
     );
     let raised = run_tenant(&dir, &config, "prober", &launches("probe"));
     // Two batches, eight names each: every set it reached was its own and empty at first.
-    let first_batch: Vec<String> = raised[..8]
+    let first_batch: Vec<String> = raised[..PROBED_NAMES]
         .iter()
         .map(|a| a["key"].as_str().unwrap().to_string())
         .collect();

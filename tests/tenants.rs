@@ -231,3 +231,42 @@ fn a_replaced_component_takes_over_without_losing_a_learned_key() {
     );
     assert_eq!(served[1]["event"]["event_id"], "gpu-4");
 }
+
+#[test]
+fn records_are_routed_by_account_to_their_tenant() {
+    let (dir, _) = setup();
+    let config = hostile_config(
+        &dir,
+        &[("other", "probe", "route_values = [\"444455556666\"]")],
+        &format!(
+            "route_field = \"recipientAccountId\"\n[sources.http]\nlisten = \"127.0.0.1:0\"\n\
+             [[outputs]]\ntype = \"file\"\npath = {:?}\n",
+            dir.join("served.ndjson")
+        ),
+    );
+    let server = Server::start(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--memory"],
+    );
+    let mut records = launches("ours");
+    records.push(crate::util::launch(
+        "2026-03-09T10:00:00Z",
+        "arn:aws:iam::444455556666:user/bob",
+        "us-east-1",
+        "ami-0abc",
+        "t3.micro",
+        "theirs-1",
+    ));
+    let (status, body) = post(
+        &server.url("/events"),
+        crate::util::ndjson(&records).as_bytes(),
+        &[],
+    );
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+    // Only bob's record reached the probing tenant: one batch, one alert per probed name;
+    // alice's four stayed with the default tenant, which is still learning.
+    let served = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
+    assert_eq!(served.len(), crate::sandbox::PROBED_NAMES, "{served:?}");
+    assert!(served.iter().all(|a| a["tenant"] == "other"), "{served:?}");
+}
