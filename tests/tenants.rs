@@ -244,10 +244,7 @@ fn records_are_routed_by_account_to_their_tenant() {
             dir.join("served.ndjson")
         ),
     );
-    let server = Server::start(
-        &dir,
-        &["--config", config.to_str().unwrap(), "--memory"],
-    );
+    let server = Server::start(&dir, &["--config", config.to_str().unwrap(), "--memory"]);
     let mut records = launches("ours");
     records.push(crate::util::launch(
         "2026-03-09T10:00:00Z",

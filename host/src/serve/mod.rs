@@ -256,11 +256,10 @@ pub async fn serve_with_reload(
         baselines,
         pipelines,
     } = build_tenant_pipelines(&config)?;
-    // One tenant: its prefilter saves parsing. Several: every record is parsed, to route it.
-    let prefilter = match &pipelines[..] {
-        [(_, only)] => only.prefilter(),
-        _ => None,
-    };
+    let prefilters = pipelines
+        .iter()
+        .map(|(spec, pipeline)| (spec.name.clone(), pipeline.prefilter()))
+        .collect();
     let specs: Vec<TenantSpec> = pipelines.iter().map(|(spec, _)| spec.clone()).collect();
     let metrics = metrics_handle();
     let mut submitters = HashMap::new();
@@ -274,7 +273,7 @@ pub async fn serve_with_reload(
     let router = Arc::new(router::TenantRouter::new(
         Routes::new(&specs, config.route_field.clone()),
         submitters,
-        prefilter,
+        prefilters,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut reloader = None;

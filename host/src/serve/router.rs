@@ -21,10 +21,19 @@ use crate::tenants::Routes;
 pub struct TenantRouter {
     routes: Routes,
     submitters: HashMap<String, Submitter>,
-    /// The byte-level prefilter sources may apply: the only tenant's, or none when
-    /// several share the sources (their records are parsed to be routed). A hot reload
-    /// replaces it with the new detector's.
-    prefilter: RwLock<Option<Prefilter>>,
+    /// Each tenant's byte-level prefilter (none when a passthrough output needs every
+    /// record), and the union sources apply: some tenant's pipeline may want what it
+    /// passes; none when a tenant has no prefilter. A hot reload updates both.
+    prefilters: RwLock<Prefilters>,
+}
+
+/// (each tenant's prefilter, their union).
+type Prefilters = (HashMap<String, Option<Prefilter>>, Option<Prefilter>);
+
+/// The prefilter sources may apply for these tenants'.
+fn union(prefilters: &HashMap<String, Option<Prefilter>>) -> Option<Prefilter> {
+    let all: Option<Vec<&Prefilter>> = prefilters.values().map(Option::as_ref).collect();
+    all.map(Prefilter::union)
 }
 
 impl TenantRouter {
@@ -32,20 +41,22 @@ impl TenantRouter {
     pub fn new(
         routes: Routes,
         submitters: HashMap<String, Submitter>,
-        prefilter: Option<Prefilter>,
+        prefilters: HashMap<String, Option<Prefilter>>,
     ) -> TenantRouter {
+        let shared = union(&prefilters);
         TenantRouter {
             routes,
             submitters,
-            prefilter: RwLock::new(prefilter),
+            prefilters: RwLock::new((prefilters, shared)),
         }
     }
 
     /// The prefilter sources apply before parsing, if any.
     pub fn prefilter(&self) -> Option<Prefilter> {
-        self.prefilter
+        self.prefilters
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .1
             .clone()
     }
 
@@ -54,15 +65,14 @@ impl TenantRouter {
         self.submitters.get(tenant)
     }
 
-    /// Replaces the prefilter after `tenant` took a new detector (only a sole tenant's
-    /// prefilter is ever used).
+    /// Replaces `tenant`'s prefilter after it took a new detector.
     pub fn set_prefilter(&self, tenant: &str, prefilter: Option<Prefilter>) {
-        if self.submitters.len() == 1 && self.submitters.contains_key(tenant) {
-            *self
-                .prefilter
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = prefilter;
-        }
+        let mut guard = self
+            .prefilters
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard.0.insert(tenant.to_string(), prefilter);
+        guard.1 = union(&guard.0);
     }
 
     /// True when `tenant` is served.
