@@ -267,3 +267,58 @@ fn records_are_routed_by_account_to_their_tenant() {
     assert_eq!(served.len(), crate::sandbox::PROBED_NAMES, "{served:?}");
     assert!(served.iter().all(|a| a["tenant"] == "other"), "{served:?}");
 }
+
+#[test]
+fn forward_tags_with_a_tenant_prefix_go_to_that_tenant() {
+    let peers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/fluent");
+    assert!(
+        peers.join("node_modules/@fluent-org/logger").exists(),
+        "install the Forward peers: npm ci --prefix tests/peers/fluent"
+    );
+    let (dir, _) = setup();
+    // The prefixed tenant panics on every batch, so the dead-letter file shows exactly
+    // which records reached it.
+    let config = hostile_config(
+        &dir,
+        &[("other", "panic", "")],
+        "[sources.forward]\nlisten = \"127.0.0.1:0\"\n",
+    );
+    let server = Server::start_with(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--memory"],
+        &["Fluent Forward"],
+    );
+    for (tag, prefix) in [
+        ("cloudtrail", "ours"),
+        ("tenants.other.cloudtrail", "theirs"),
+    ] {
+        let records = dir.write(
+            &format!("{prefix}.ndjson"),
+            crate::util::ndjson(&launches(prefix)),
+        );
+        let status = std::process::Command::new("node")
+            .arg(peers.join("send_fluent_org_logger.js"))
+            .args(["--port", &server.forward.port().to_string(), "--tag", tag])
+            .args([
+                "--mode",
+                "Forward",
+                "--ack",
+                "--timeout-ms",
+                "60000",
+                "--records",
+            ])
+            .arg(&records)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{tag}: every chunk acknowledged");
+    }
+    server.stop();
+    let mut reached: Vec<String> = dead_letters(&dir.join("dead.ndjson"))
+        .iter()
+        .inspect(|d| assert_eq!(d["tenant"], "other", "{d}"))
+        .flat_map(|d| d["records"].as_array().cloned().unwrap_or_default())
+        .map(|r| r["eventID"].as_str().unwrap_or_default().to_string())
+        .collect();
+    reached.sort();
+    assert_eq!(reached, ["theirs-1", "theirs-2", "theirs-3", "theirs-4"]);
+}
