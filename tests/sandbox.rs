@@ -102,13 +102,14 @@ fn run_tenant(dir: &Dir, config: &Path, tenant: &str, records: &[Value]) -> Vec<
 }
 
 #[test]
-fn flooding_hammering_and_fuel_are_stopped_and_dead_lettered() {
+fn flooding_import_abuse_and_fuel_are_stopped_and_dead_lettered() {
     let (dir, _) = setup();
     let config = hostile_config(
         &dir,
         &[
             ("flooder", "alerts", "max_alerts = 1000"),
             ("hammerer", "hammer", "max_import_calls = 500"),
+            ("chatterer", "hammer", "max_import_bytes = 4096"),
             ("burner", "loop", "fuel = 5000000\nbatch_cpu_ms = 600000"),
         ],
         "",
@@ -116,6 +117,7 @@ fn flooding_hammering_and_fuel_are_stopped_and_dead_lettered() {
     for (tenant, reason) in [
         ("flooder", "alert_limit"),
         ("hammerer", "import_calls"),
+        ("chatterer", "import_bytes"),
         ("burner", "fuel"),
     ] {
         let records = launches(tenant);

@@ -8,11 +8,12 @@
 //! Layout:
 //! - [`intake`]: files, directories, stdin; format sniffing; the reader thread.
 //! - [`pipeline`]: subscription filter → projection → batch → detector → sinks → commit.
-//! - [`runtime`]: the wasmtime component runtime and the native engine.
+//! - [`runtime`]: the wasmtime component runtime (with its limits) and the native engine.
 //! - [`bindings`]: the host side of the WIT world.
 //! - [`store`]: the baseline store (hashbrown maps in front of redb).
 //! - [`alert`]: native and OCSF alert formats.
-//! - [`serve`]: the long-running sidecar: outputs config, the pipeline thread, shutdown.
+//! - [`serve`]: the long-running sidecar: outputs config, a pipeline thread per tenant,
+//!   routing, hot reload, shutdown.
 //! - [`sources`]: network sources (HTTP, Fluent Forward).
 //! - [`sinks`]: outputs (stdout, file, and spooled network outputs).
 //! - [`config`]: the TOML configuration.
