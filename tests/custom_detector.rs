@@ -19,7 +19,7 @@ fn kit() -> PathBuf {
 
 /// Builds the kit for `wasm32-wasip2` once per test run, in its own target directory
 /// under cargo's per-target temporary directory; returns the component's path.
-fn component() -> &'static Path {
+pub fn component() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("custom-detector");

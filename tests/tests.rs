@@ -25,9 +25,13 @@ mod real_data;
 mod restart;
 /// Focused behaviour of each rule and setting.
 mod rules;
+/// Hostile guests: stopped at their limits, dead-lettered, replaced; tenant isolation.
+mod sandbox;
 /// The generated 45-day scenario in every input layout.
 mod scenario;
 /// `serve` over Fluent Forward from real clients; an output that goes down and comes back.
 mod serve_forward;
 /// `serve` over HTTP: Vector-shaped batches, encodings, errors, metrics; passthrough.
 mod serve_http;
+/// Tenants in one `serve`: hostile components beside the built-in detections.
+mod tenants;

@@ -291,6 +291,21 @@ impl Server {
         format!("http://{}{path}", self.http)
     }
 
+    /// Waits until the server has logged `needle` at least `times` times; panics with
+    /// the log if that does not happen within a minute.
+    pub fn wait_for_log(&self, needle: &str, times: usize) {
+        for _ in 0..600 {
+            if self.stderr.lock().unwrap().matches(needle).count() >= times {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!(
+            "serve never logged {needle:?} {times} times:\n{}",
+            self.stderr.lock().unwrap()
+        );
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns what it logged.
     pub fn stop(mut self) -> String {
         let pid = self.child.id().to_string();

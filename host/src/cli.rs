@@ -55,9 +55,10 @@ pub enum Command {
 }
 
 /// Options shared by commands that run the detector.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct DetectorArgs {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML). `serve` reloads its detectors on SIGHUP and when it
+    /// or a component it names changes.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Baseline state directory [default: ./minewatch-state].

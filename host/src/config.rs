@@ -10,9 +10,11 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use crate::alert::Format;
+use crate::runtime::GuestLimits;
 use crate::serve::outputs::OutputConfig;
 use crate::sources::http::HttpSourceConfig;
 use crate::store::redis::RedisConfig;
+use crate::tenants::TenantConfig;
 
 /// Which build of the detection logic runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
@@ -61,6 +63,16 @@ pub struct Config {
     /// Jobs (requests, chunks) queued in front of the pipeline before sources answer
     /// with back-pressure.
     pub queue_batches: usize,
+    /// Sandbox limits of the default tenant, and the defaults of every `[[tenants]]`
+    /// entry.
+    pub limits: GuestLimits,
+    /// Where batches a detector was stopped on are written (NDJSON)
+    /// [default: `<state_dir>/dead-letter.ndjson`; none with `memory`].
+    pub dead_letter_path: Option<PathBuf>,
+    /// More tenants, each with its own detector, limits, baselines and routes.
+    pub tenants: Vec<TenantConfig>,
+    /// Dotted path of a record field whose value picks the tenant (see `route_values`).
+    pub route_field: Option<String>,
 }
 
 /// Which baseline store to use.
@@ -112,6 +124,10 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             outputs: Vec::new(),
             queue_batches: 16,
+            limits: GuestLimits::default(),
+            dead_letter_path: None,
+            tenants: Vec::new(),
+            route_field: None,
         }
     }
 }
@@ -146,7 +162,17 @@ impl Config {
             !(self.memory && self.store.backend == StoreBackend::Redis),
             "memory = true and store.backend = \"redis\" exclude each other"
         );
+        self.tenant_specs()?;
         Ok(())
+    }
+
+    /// The dead-letter file, if there is one.
+    pub fn dead_letter(&self) -> Option<PathBuf> {
+        match &self.dead_letter_path {
+            Some(path) => Some(path.clone()),
+            None if self.memory => None,
+            None => Some(self.state_dir.join("dead-letter.ndjson")),
+        }
     }
 
     /// The `[detector]` table as the JSON object `configure` takes.

@@ -8,14 +8,17 @@
 //! Layout:
 //! - [`intake`]: files, directories, stdin; format sniffing; the reader thread.
 //! - [`pipeline`]: subscription filter → projection → batch → detector → sinks → commit.
-//! - [`runtime`]: the wasmtime component runtime and the native engine.
+//! - [`runtime`]: the wasmtime component runtime (with its limits) and the native engine.
 //! - [`bindings`]: the host side of the WIT world.
 //! - [`store`]: the baseline stores: embedded (hashbrown maps in front of redb) and Redis.
 //! - [`alert`]: native and OCSF alert formats.
-//! - [`serve`]: the long-running sidecar: outputs config, the pipeline thread, shutdown.
+//! - [`serve`]: the long-running sidecar: outputs config, a pipeline thread per tenant,
+//!   routing, hot reload, shutdown.
 //! - [`sources`]: network sources (HTTP, Fluent Forward).
 //! - [`sinks`]: outputs (stdout, file, and spooled network outputs).
 //! - [`config`]: the TOML configuration.
+//! - [`tenants`]: tenants, their limits and routing.
+//! - [`dead_letter`]: the file of batches a detector was stopped on.
 //! - [`summary`]: counts and the skip log.
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
@@ -63,6 +66,7 @@
 pub mod alert;
 pub mod bindings;
 pub mod config;
+pub mod dead_letter;
 pub mod intake;
 pub mod pipeline;
 pub mod runtime;
@@ -72,6 +76,7 @@ pub mod sinks;
 pub mod sources;
 pub mod store;
 pub mod summary;
+pub mod tenants;
 
 include!(concat!(env!("OUT_DIR"), "/gen.rs"));
 
@@ -81,7 +86,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 
 use config::EngineKind;
-use runtime::{ComponentDetector, DetectorEngine, NativeDetector, SharedStore};
+use runtime::{
+    ComponentDetector, DetectorEngine, Engines, GuestLimits, NativeDetector, SharedStore,
+};
 use store::BaselineBackend;
 
 /// Wraps a store (the embedded [`store::BaselineStore`] or [`store::redis::RedisStore`])
@@ -91,7 +98,7 @@ pub fn share(store: impl BaselineBackend + 'static) -> SharedStore {
 }
 
 /// Builds and configures a detector: the built-in component, a component file, or the
-/// native build.
+/// native build, on a fresh engine with the default [`GuestLimits`].
 ///
 /// # Errors
 /// The component cannot be read, compiled or instantiated, or rejected the settings.
@@ -101,27 +108,65 @@ pub fn build_detector(
     settings: &str,
     baselines: SharedStore,
 ) -> Result<Box<dyn DetectorEngine>> {
-    let mut detector: Box<dyn DetectorEngine> = match (engine, component) {
+    let spec = DetectorSpec {
+        engine,
+        component,
+        settings,
+        limits: GuestLimits::default(),
+    };
+    build_limited_detector(&Engines::new()?, &spec, baselines)
+}
+
+/// What to run for one tenant: which build, which component, its settings and limits.
+#[derive(Debug, Clone, Copy)]
+pub struct DetectorSpec<'a> {
+    /// The component (sandboxed) or the native build.
+    pub engine: EngineKind,
+    /// A component file; the built-in component when absent.
+    pub component: Option<&'a Path>,
+    /// Settings as a JSON object.
+    pub settings: &'a str,
+    /// The sandbox limits (ignored by the native build, which has none).
+    pub limits: GuestLimits,
+}
+
+/// Builds and configures a detector on shared `engines`.
+///
+/// # Errors
+/// The component cannot be read, compiled or instantiated, or rejected the settings.
+pub fn build_limited_detector(
+    engines: &Engines,
+    spec: &DetectorSpec<'_>,
+    baselines: SharedStore,
+) -> Result<Box<dyn DetectorEngine>> {
+    spec.limits.check()?;
+    let mut detector: Box<dyn DetectorEngine> = match (spec.engine, spec.component) {
         (EngineKind::Native, None) => Box::new(NativeDetector::new(baselines)),
         (EngineKind::Native, Some(_)) => {
             anyhow::bail!("--engine native runs the built-in detections only; drop --component")
         }
         (EngineKind::Component, None) => Box::new(ComponentDetector::new(
-            &runtime::engine()?,
+            &engines.for_limits(&spec.limits)?,
             GUEST_COMPONENT,
             baselines,
+            spec.limits,
         )?),
         (EngineKind::Component, Some(path)) => {
             let wasm = std::fs::read(path)
                 .with_context(|| format!("failed to read component {}", path.display()))?;
             Box::new(
-                ComponentDetector::new(&runtime::engine()?, &wasm, baselines)
-                    .with_context(|| format!("failed to load component {}", path.display()))?,
+                ComponentDetector::new(
+                    &engines.for_limits(&spec.limits)?,
+                    &wasm,
+                    baselines,
+                    spec.limits,
+                )
+                .with_context(|| format!("failed to load component {}", path.display()))?,
             )
         }
     };
     detector
-        .configure(settings)
+        .configure(spec.settings)
         .context("invalid detector settings")?;
     Ok(detector)
 }

@@ -17,6 +17,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use minewatch::config::{Config, EngineKind, StoreBackend};
 use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
+use minewatch::runtime::Engines;
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
 use minewatch::sources::fluent::ForwardConfig;
@@ -24,7 +25,7 @@ use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::store::redis::RedisStore;
 use minewatch::summary::RunSummary;
-use minewatch::{build_detector, share};
+use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
 use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat};
 
@@ -119,7 +120,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .context("failed to start the async runtime")?;
             let summary = runtime.block_on(async {
                 let listeners = serve::Listeners::bind(&config).await?;
-                serve::serve(config, listeners, serve::signal()).await
+                let reload = args.detector.config.clone().map(|path| {
+                    let flags = args.detector.clone();
+                    serve::reload::Reload {
+                        path,
+                        overrides: Box::new(move |config: &mut Config| apply_flags(config, &flags)),
+                    }
+                });
+                serve::serve_with_reload(config, listeners, serve::signal(), reload).await
             })?;
             eprint!("{summary}");
             Ok(ExitCode::SUCCESS)
@@ -182,6 +190,13 @@ fn resolve(args: &DetectorArgs) -> Result<Config> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    apply_flags(&mut config, args);
+    config.check()?;
+    Ok(config)
+}
+
+/// Applies the command-line flags over a config read from the file.
+fn apply_flags(config: &mut Config, args: &DetectorArgs) {
     if let Some(state) = &args.state {
         config.state_dir = state.clone();
         config.memory = false;
@@ -205,8 +220,6 @@ fn resolve(args: &DetectorArgs) -> Result<Config> {
     if let Some(field) = &args.record_field {
         config.record_field = Some(field.clone());
     }
-    config.check()?;
-    Ok(config)
 }
 
 /// Runs the inputs through a pipeline to the sinks (or learning only) and prints the summary.
@@ -341,13 +354,22 @@ fn validate(path: &Path) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    if let Err(error) = build_detector(
-        config.engine,
-        config.component.as_deref(),
-        &config.detector_settings(),
-        share(BaselineStore::in_memory()),
-    ) {
-        problems.push(format!("{error:#}"));
+    // Every tenant's detector, each on the shared engines, each problem reported.
+    let engines = Engines::new()?;
+    for spec in config.tenant_specs()? {
+        let detector = build_limited_detector(
+            &engines,
+            &DetectorSpec {
+                engine: spec.engine,
+                component: spec.component.as_deref(),
+                settings: &spec.settings,
+                limits: spec.limits,
+            },
+            share(BaselineStore::in_memory()),
+        );
+        if let Err(error) = detector {
+            problems.push(format!("tenant {}: {error:#}", spec.name));
+        }
     }
     match config.store.backend {
         StoreBackend::Redis => {

@@ -7,6 +7,7 @@
 //! request, and at the end; a flush writes and syncs every output first and commits the
 //! baselines second, so a crash in between repeats alerts instead of losing them.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
@@ -15,8 +16,9 @@ use minewatch_guest::{Alert, DetectorInfo, Event, Outcome};
 use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
+use crate::dead_letter::{DeadBatch, DeadLetter};
 use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
-use crate::runtime::{DetectorEngine, SharedStore, lock};
+use crate::runtime::{DetectorEngine, GuestStopped, SharedStore, lock};
 use crate::sinks::AlertSink;
 use crate::summary::RunSummary;
 
@@ -32,6 +34,9 @@ pub struct PipelineOptions {
     pub batch_events: usize,
     /// Learn the baselines without emitting alerts (`baseline build`).
     pub learn_only: bool,
+    /// Where batches go when the detector is stopped on them; without one they are
+    /// logged and counted only.
+    pub dead_letter: Option<Arc<DeadLetter>>,
 }
 
 impl Default for PipelineOptions {
@@ -40,6 +45,7 @@ impl Default for PipelineOptions {
             tenant: "default".into(),
             batch_events: 512,
             learn_only: false,
+            dead_letter: None,
         }
     }
 }
@@ -118,36 +124,16 @@ impl Outage {
     }
 }
 
-/// One detector with its baselines and outputs.
-pub struct Pipeline {
-    detector: Box<dyn DetectorEngine>,
-    /// (eventSource, eventName) pairs; a handful, so a scan beats hashing.
+/// What a pipeline derives from its detector's description.
+struct Wiring {
     subscriptions: Vec<(String, String)>,
     paths: Vec<FieldPath>,
-    baselines: SharedStore,
     renderers: [Renderer; 2],
-    outputs: Vec<Output>,
-    passthrough: bool,
     prefilter: Option<Prefilter>,
-    options: PipelineOptions,
-    batch: Vec<Event>,
-    locations: Vec<Location>,
-    pending: Vec<Pending>,
-    summary: RunSummary,
 }
 
-impl Pipeline {
-    /// Wires a configured detector to its baselines and outputs.
-    ///
-    /// # Errors
-    /// The detector declared a field path that does not parse.
-    pub fn new(
-        detector: Box<dyn DetectorEngine>,
-        baselines: SharedStore,
-        outputs: Vec<Output>,
-        options: PipelineOptions,
-    ) -> Result<Pipeline> {
-        let info: &DetectorInfo = detector.info();
+impl Wiring {
+    fn new(info: &DetectorInfo, passthrough: bool) -> Result<Wiring> {
         let paths = info
             .fields
             .iter()
@@ -166,7 +152,6 @@ impl Pipeline {
             Renderer::new(info.clone(), Format::Native),
             Renderer::new(info.clone(), Format::Ocsf),
         ];
-        let passthrough = outputs.iter().any(|o| o.passthrough);
         let prefilter = (!passthrough).then(|| {
             Prefilter::new(
                 info.subscriptions
@@ -174,6 +159,53 @@ impl Pipeline {
                     .flat_map(|s| s.event_names.iter().map(String::as_str)),
             )
         });
+        Ok(Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        })
+    }
+}
+
+/// One detector with its baselines and outputs.
+pub struct Pipeline {
+    detector: Box<dyn DetectorEngine>,
+    /// (eventSource, eventName) pairs; a handful, so a scan beats hashing.
+    subscriptions: Vec<(String, String)>,
+    paths: Vec<FieldPath>,
+    baselines: SharedStore,
+    renderers: [Renderer; 2],
+    outputs: Vec<Output>,
+    passthrough: bool,
+    prefilter: Option<Prefilter>,
+    options: PipelineOptions,
+    batch: Vec<Event>,
+    /// The raw records of `batch`, kept only for the dead-letter file.
+    batch_records: Vec<Value>,
+    locations: Vec<Location>,
+    pending: Vec<Pending>,
+    summary: RunSummary,
+}
+
+impl Pipeline {
+    /// Wires a configured detector to its baselines and outputs.
+    ///
+    /// # Errors
+    /// The detector declared a field path that does not parse.
+    pub fn new(
+        detector: Box<dyn DetectorEngine>,
+        baselines: SharedStore,
+        outputs: Vec<Output>,
+        options: PipelineOptions,
+    ) -> Result<Pipeline> {
+        let passthrough = outputs.iter().any(|o| o.passthrough);
+        let Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        } = Wiring::new(detector.info(), passthrough)?;
         Ok(Pipeline {
             detector,
             subscriptions,
@@ -184,11 +216,34 @@ impl Pipeline {
             passthrough,
             prefilter,
             batch: Vec::with_capacity(options.batch_events),
+            batch_records: Vec::new(),
             locations: Vec::with_capacity(options.batch_events),
             pending: Vec::new(),
             options,
             summary: RunSummary::default(),
         })
+    }
+
+    /// Replaces the detector between batches (a hot reload): what is pending is run by
+    /// the old one and committed first; baselines and outputs carry over.
+    ///
+    /// # Errors
+    /// The pending flush failed (the old detector stays), or the new detector declared
+    /// a field path that does not parse (the old one stays, after the flush).
+    pub fn swap_detector(&mut self, detector: Box<dyn DetectorEngine>) -> Result<()> {
+        self.flush()?;
+        let Wiring {
+            subscriptions,
+            paths,
+            renderers,
+            prefilter,
+        } = Wiring::new(detector.info(), self.passthrough)?;
+        self.detector = detector;
+        self.subscriptions = subscriptions;
+        self.paths = paths;
+        self.renderers = renderers;
+        self.prefilter = prefilter;
+        Ok(())
     }
 
     /// The byte-level prefilter for this detector's subscription; none when a
@@ -210,16 +265,25 @@ impl Pipeline {
         self.summary.records += 1;
         metrics::counter!("minewatch_events_received_total").increment(1);
         let subscribed = self.subscribed(&record);
-        if subscribed {
-            self.batch.push(project(&record, &self.paths));
+        let mut record = Some(record);
+        if let Some(subscribed_record) = record.as_ref().filter(|_| subscribed) {
+            self.batch.push(project(subscribed_record, &self.paths));
             self.locations.push(location);
+            if self.options.dead_letter.is_some() {
+                let kept = if self.passthrough {
+                    subscribed_record.clone()
+                } else {
+                    record.take().expect("checked above")
+                };
+                self.batch_records.push(kept);
+            }
         } else {
             self.summary.unsubscribed += 1;
             metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
         }
         if self.passthrough {
             self.pending.push(Pending {
-                record: Some(record),
+                record,
                 event: subscribed.then(|| self.batch.len() - 1),
             });
         }
@@ -253,9 +317,13 @@ impl Pipeline {
         if pending > 0 {
             let events = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
-            alerts = self.run_batch(events, &locations);
+            let records = std::mem::take(&mut self.batch_records);
+            let result = self.run_batch(events, &locations, &records);
             self.locations = locations;
             self.locations.clear();
+            self.batch_records = records;
+            self.batch_records.clear();
+            alerts = result?;
         }
         self.emit(&alerts)?;
         for output in &mut self.outputs {
@@ -275,30 +343,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs the detector; a failing detector costs its batch (counted), not the run.
-    fn run_batch(&mut self, events: Vec<Event>, locations: &[Location]) -> Vec<Alert> {
+    /// Runs the detector; a stopped detector costs its batch (dead-lettered, counted),
+    /// not the run.
+    ///
+    /// # Errors
+    /// The batch could not be written to the dead-letter file.
+    fn run_batch(
+        &mut self,
+        events: Vec<Event>,
+        locations: &[Location],
+        records: &[Value],
+    ) -> Result<Vec<Alert>> {
         let count = events.len() as u64;
         let started = Instant::now();
         let result = self.detect(events);
-        metrics::histogram!("minewatch_guest_call_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("minewatch_guest_call_seconds", "tenant" => self.options.tenant.clone())
+            .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
-                tracing::error!(
-                    error = format!("{error:#}"),
-                    first = %locations[0],
-                    events = count,
-                    "Detector failed on a batch; its events are counted as skipped."
-                );
-                *self
-                    .summary
-                    .skipped
-                    .entry("detector-trap".into())
-                    .or_insert(0) += count;
-                metrics::counter!("minewatch_events_skipped_total", "reason" => "detector-trap")
-                    .increment(count);
-                metrics::counter!("minewatch_guest_traps_total").increment(1);
-                return Vec::new();
+                self.stopped(&error, count, locations, records)?;
+                return Ok(Vec::new());
             }
         };
         self.summary.processed += count;
@@ -321,7 +386,55 @@ impl Pipeline {
             metrics::counter!("minewatch_alerts_total", "detection" => alert.detection.clone())
                 .increment(1);
         }
-        outcome.alerts
+        Ok(outcome.alerts)
+    }
+
+    /// Logs, counts and dead-letters a batch the detector was stopped on.
+    fn stopped(
+        &mut self,
+        error: &anyhow::Error,
+        count: u64,
+        locations: &[Location],
+        records: &[Value],
+    ) -> Result<()> {
+        let (reason, detail) = match error.downcast_ref::<GuestStopped>() {
+            Some(stopped) => (stopped.reason.as_str(), stopped.detail.as_str()),
+            // Not a guest stop (the rebuild after one failed): still this batch's end.
+            None => ("trap", "the detector failed and could not be rebuilt"),
+        };
+        let tenant = self.options.tenant.clone();
+        let first = locations[0].to_string();
+        tracing::error!(
+            error = format!("{error:#}"),
+            %tenant,
+            reason,
+            %first,
+            events = count,
+            "Detector stopped on a batch; the batch is dead-lettered and the instance rebuilt."
+        );
+        *self
+            .summary
+            .skipped
+            .entry("detector-trap".into())
+            .or_insert(0) += count;
+        metrics::counter!("minewatch_events_skipped_total", "reason" => "detector-trap")
+            .increment(count);
+        metrics::counter!("minewatch_guest_stops_total", "tenant" => tenant.clone(), "reason" => reason)
+            .increment(1);
+        if let Some(dead_letter) = &self.options.dead_letter {
+            let info = self.detector.info();
+            dead_letter.write(&DeadBatch {
+                tenant: &tenant,
+                reason,
+                detail,
+                detector: &format!("{} {}", info.name, info.version),
+                first: &first,
+                records,
+            })?;
+            metrics::counter!("minewatch_dead_letter_events_total", "tenant" => tenant, "reason" => reason)
+                .increment(count);
+        }
+        Ok(())
     }
 
     /// Runs the detector over a batch. While the baseline store fails (Redis down or
@@ -349,14 +462,16 @@ impl Pipeline {
         }
     }
 
-    /// Commits the baselines; a store that can fail is retried until it succeeds.
+    /// Commits this tenant's baselines; a store that can fail is retried until it
+    /// succeeds.
     fn commit(&mut self) -> Result<()> {
+        let tenant = &self.options.tenant;
         if !lock(&self.baselines).can_fail() {
-            return lock(&self.baselines).commit();
+            return lock(&self.baselines).commit_tenant(tenant);
         }
         let mut outage = Outage::default();
         loop {
-            let result = lock(&self.baselines).commit();
+            let result = lock(&self.baselines).commit_tenant(tenant);
             match result {
                 Ok(()) => {
                     outage.over();

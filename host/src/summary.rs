@@ -43,6 +43,21 @@ pub struct RunSummary {
 }
 
 impl RunSummary {
+    /// Adds another run's counts (another tenant's) to these.
+    pub fn absorb(&mut self, other: &RunSummary) {
+        self.records += other.records;
+        self.unsubscribed += other.unsubscribed;
+        self.processed += other.processed;
+        self.failed_calls += other.failed_calls;
+        self.unreadable_inputs += other.unreadable_inputs;
+        for (reason, n) in &other.skipped {
+            *self.skipped.entry(reason.clone()).or_insert(0) += n;
+        }
+        for (detection, n) in &other.alerts {
+            *self.alerts.entry(detection.clone()).or_insert(0) += n;
+        }
+    }
+
     /// Total skips.
     pub fn total_skipped(&self) -> u64 {
         self.skipped.values().sum()

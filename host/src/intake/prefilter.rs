@@ -34,6 +34,24 @@ impl Prefilter {
         }
     }
 
+    /// A prefilter that wants every line one of `filters` wants (tenants sharing a
+    /// source: a record is parsed when some tenant may subscribe to it).
+    pub fn union<'a>(filters: impl IntoIterator<Item = &'a Prefilter>) -> Prefilter {
+        let mut names: Vec<Finder<'static>> = Vec::new();
+        for filter in filters {
+            for name in &filter.names {
+                if !names.iter().any(|n| n.needle() == name.needle()) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        Prefilter {
+            names,
+            escape: Finder::new(b"\\u").into_owned(),
+            event_source: Finder::new(b"eventSource").into_owned(),
+        }
+    }
+
     /// False only when `line` certainly holds no subscribed event and is a CloudTrail
     /// object of another kind.
     pub fn wants(&self, line: &[u8]) -> bool {
@@ -52,6 +70,17 @@ mod tests {
 
     fn filter() -> Prefilter {
         Prefilter::new(["RunInstances", "StartInstances"])
+    }
+
+    #[test]
+    fn a_union_wants_what_any_member_wants() {
+        let union = Prefilter::union(&[filter(), Prefilter::new(["CreateUser", "RunInstances"])]);
+        assert_eq!(union.names.len(), 3);
+        assert!(union.wants(br#"{"eventSource":"iam.amazonaws.com","eventName":"CreateUser"}"#));
+        assert!(
+            union.wants(br#"{"eventSource":"ec2.amazonaws.com","eventName":"StartInstances"}"#)
+        );
+        assert!(!union.wants(br#"{"eventSource":"s3.amazonaws.com","eventName":"GetObject"}"#));
     }
 
     #[test]

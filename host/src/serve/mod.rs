@@ -1,14 +1,19 @@
 //! `minewatch serve`: a long-running sidecar with network sources and outputs.
 //!
-//! Startup builds everything first (store, detector, outputs, listeners) so a bad
-//! config fails before any input is accepted. Then sources (HTTP, Forward) run on a
-//! small tokio runtime and hand jobs to the pipeline thread ([`worker`]). On SIGTERM or
+//! Startup builds everything first (store, every tenant's detector, outputs, listeners)
+//! so a bad config fails before any input is accepted. Then sources (HTTP, Forward) run
+//! on a small tokio runtime and hand jobs through the [`router`] to each tenant's own
+//! pipeline thread ([`worker`]), so a tenant whose guest loops to its deadline delays
+//! only its own batches. On SIGTERM or
 //! Ctrl-C, listeners stop accepting, in-flight requests finish and are acknowledged,
 //! queued jobs are processed, outputs are flushed and the store is closed.
 
 pub mod outputs;
+pub mod reload;
+pub mod router;
 pub mod worker;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -17,15 +22,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, StoreBackend};
+use crate::dead_letter::DeadLetter;
 use crate::intake::ReadOptions;
-use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::runtime::SharedStore;
+use crate::pipeline::{Output, Pipeline, PipelineOptions};
+use crate::runtime::{Engines, SharedStore};
+use crate::sinks::SharedSink;
 use crate::sources::ForwardIntake;
 use crate::sources::fluent;
 use crate::sources::http::{self, HttpState};
 use crate::store::BaselineStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisConfig, RedisStore};
 use crate::summary::RunSummary;
+use crate::tenants::{Routes, TenantSpec};
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 fn metrics_handle() -> Option<PrometheusHandle> {
@@ -41,51 +49,203 @@ fn metrics_handle() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// Opens the baseline store a config names.
+/// The baseline stores of a server's tenants.
 ///
-/// # Errors
-/// The state directory cannot be opened.
-pub fn open_store(config: &Config) -> Result<SharedStore> {
-    if config.store.backend == StoreBackend::Redis {
-        let mut store = RedisStore::new(config.store.redis.clone())?;
-        if let Err(error) = store.ping() {
-            tracing::warn!(
-                error = format!("{error:#}"),
-                "Redis is not reachable yet; batches wait for it."
-            );
-        }
-        return Ok(crate::share(store));
-    }
-    Ok(if config.memory {
-        crate::share(BaselineStore::in_memory())
-    } else {
-        crate::share(BaselineStore::open(&config.state_dir)?)
-    })
+/// The embedded store is one store, shared: redb has one writer, and tenants are
+/// namespaces in it. With Redis each tenant's pipeline gets a store of its own (its own
+/// connection, key cache and batch journal), since a batch's state must not mix with
+/// another pipeline's; the data is shared in Redis anyway.
+#[derive(Clone)]
+pub struct Baselines {
+    embedded: Option<SharedStore>,
+    redis: Option<RedisConfig>,
+    per_tenant: Arc<std::sync::Mutex<HashMap<String, SharedStore>>>,
 }
 
-/// Builds the pipeline of a config: store, detector and outputs.
+impl std::fmt::Debug for Baselines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Baselines")
+            .field("embedded", &self.embedded.is_some())
+            .field("redis", &self.redis)
+            .finish()
+    }
+}
+
+impl Baselines {
+    /// Opens the store a config names.
+    ///
+    /// # Errors
+    /// The state directory cannot be opened, or the Redis URL is invalid.
+    pub fn open(config: &Config) -> Result<Baselines> {
+        let mut baselines = Baselines {
+            embedded: None,
+            redis: None,
+            per_tenant: Arc::default(),
+        };
+        if config.store.backend == StoreBackend::Redis {
+            let mut probe = RedisStore::new(config.store.redis.clone())?;
+            if let Err(error) = probe.ping() {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "Redis is not reachable yet; batches wait for it."
+                );
+            }
+            baselines.redis = Some(config.store.redis.clone());
+        } else if config.memory {
+            baselines.embedded = Some(crate::share(BaselineStore::in_memory()));
+        } else {
+            baselines.embedded = Some(crate::share(BaselineStore::open(&config.state_dir)?));
+        }
+        Ok(baselines)
+    }
+
+    /// The store `tenant`'s pipeline and detectors use.
+    ///
+    /// # Errors
+    /// The Redis URL is invalid.
+    pub fn for_tenant(&self, tenant: &str) -> Result<SharedStore> {
+        if let Some(store) = &self.embedded {
+            return Ok(store.clone());
+        }
+        let config = self.redis.clone().expect("one backend is set");
+        let mut stores = self
+            .per_tenant
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(store) = stores.get(tenant) {
+            return Ok(store.clone());
+        }
+        let store = crate::share(RedisStore::new(config)?);
+        stores.insert(tenant.to_string(), store.clone());
+        Ok(store)
+    }
+}
+
+/// Builds the pipeline of a config's default tenant (`tenant`, or `--tenant`): store,
+/// detector and outputs.
 ///
 /// # Errors
 /// Any part failed to build; nothing has been read yet.
 pub fn build_pipeline(config: &Config, learn_only: bool) -> Result<Pipeline> {
-    let baselines = open_store(config)?;
-    let detector = crate::build_detector(
-        config.engine,
-        config.component.as_deref(),
-        &config.detector_settings(),
-        baselines.clone(),
-    )?;
+    let spec = config.default_tenant()?;
+    let baselines = Baselines::open(config)?.for_tenant(&spec.name)?;
+    let outputs = build_outputs(config)?;
+    let dead_letter = open_dead_letter(config)?;
+    build_tenant_pipeline(
+        &Engines::new()?,
+        &spec,
+        config,
+        baselines,
+        outputs,
+        dead_letter,
+        learn_only,
+    )
+}
+
+/// Every tenant's pipeline, and what they share.
+pub struct TenantPipelines {
+    /// The engines every tenant's detector runs on.
+    pub engines: Engines,
+    /// The tenants' baseline stores.
+    pub baselines: Baselines,
+    /// Each tenant with its pipeline, the default tenant first.
+    pub pipelines: Vec<(TenantSpec, Pipeline)>,
+}
+
+/// Every tenant's pipeline over one store, one engine set, shared outputs and one
+/// dead-letter file; the default tenant first.
+///
+/// # Errors
+/// Any part of any tenant failed to build; the error names the tenant.
+pub fn build_tenant_pipelines(config: &Config) -> Result<TenantPipelines> {
+    let specs = config.tenant_specs()?;
+    let baselines = Baselines::open(config)?;
+    let engines = Engines::new()?;
+    let dead_letter = open_dead_letter(config)?;
+    let shared: Vec<(Output, SharedSink)> = build_outputs(config)?
+        .into_iter()
+        .map(|output| {
+            let sink = SharedSink::new(output.sink);
+            let shell = Output {
+                sink: Box::new(sink.clone()),
+                ..output
+            };
+            (shell, sink)
+        })
+        .collect();
+    let pipelines = specs
+        .into_iter()
+        .map(|spec| {
+            let outputs = shared
+                .iter()
+                .map(|(o, sink)| Output {
+                    name: o.name.clone(),
+                    sink: Box::new(sink.clone()),
+                    format: o.format,
+                    passthrough: o.passthrough,
+                })
+                .collect();
+            let pipeline = build_tenant_pipeline(
+                &engines,
+                &spec,
+                config,
+                baselines.for_tenant(&spec.name)?,
+                outputs,
+                dead_letter.clone(),
+                false,
+            )
+            .with_context(|| format!("tenant {}", spec.name))?;
+            Ok((spec, pipeline))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(TenantPipelines {
+        engines,
+        baselines,
+        pipelines,
+    })
+}
+
+fn build_outputs(config: &Config) -> Result<Vec<Output>> {
     let spool_root = config.state_dir.join("spool");
-    let outputs = config
+    config
         .outputs
         .iter()
         .enumerate()
         .map(|(i, o)| o.build(i, &spool_root))
-        .collect::<Result<Vec<_>>>()?;
+        .collect()
+}
+
+fn open_dead_letter(config: &Config) -> Result<Option<Arc<DeadLetter>>> {
+    config
+        .dead_letter()
+        .map(|path| DeadLetter::open(&path).map(Arc::new))
+        .transpose()
+}
+
+fn build_tenant_pipeline(
+    engines: &Engines,
+    spec: &TenantSpec,
+    config: &Config,
+    baselines: SharedStore,
+    outputs: Vec<Output>,
+    dead_letter: Option<Arc<DeadLetter>>,
+    learn_only: bool,
+) -> Result<Pipeline> {
+    let detector = crate::build_limited_detector(
+        engines,
+        &crate::DetectorSpec {
+            engine: spec.engine,
+            component: spec.component.as_deref(),
+            settings: &spec.settings,
+            limits: spec.limits,
+        },
+        baselines.clone(),
+    )?;
     let options = PipelineOptions {
-        tenant: config.tenant.clone(),
+        tenant: spec.name.clone(),
         batch_events: config.batch_events,
         learn_only,
+        dead_letter,
     };
     Pipeline::new(detector, baselines, outputs, options)
 }
@@ -137,11 +297,50 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<RunSummary> {
-    let pipeline = build_pipeline(&config, false)?;
-    let prefilter = pipeline.prefilter();
+    serve_with_reload(config, listeners, shutdown, None).await
+}
+
+/// [`serve`], reloading detectors from `reload`'s config file on SIGHUP and on changes
+/// to it or to the components it names (see [`reload`]).
+///
+/// # Errors
+/// A part could not be built, or the final flush failed.
+pub async fn serve_with_reload(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    reload: Option<reload::Reload>,
+) -> Result<RunSummary> {
+    let TenantPipelines {
+        engines,
+        baselines,
+        pipelines,
+    } = build_tenant_pipelines(&config)?;
+    let prefilters = pipelines
+        .iter()
+        .map(|(spec, pipeline)| (spec.name.clone(), pipeline.prefilter()))
+        .collect();
+    let specs: Vec<TenantSpec> = pipelines.iter().map(|(spec, _)| spec.clone()).collect();
     let metrics = metrics_handle();
-    let (submitter, worker) = worker::spawn(pipeline, config.queue_batches);
+    let mut submitters = HashMap::new();
+    let mut workers = Vec::new();
+    for (spec, pipeline) in pipelines {
+        let (submitter, worker) = worker::spawn(&spec.name, pipeline, config.queue_batches);
+        submitters.insert(spec.name.clone(), submitter);
+        workers.push(worker);
+    }
+    tracing::info!(tenants = specs.len(), "Tenants ready.");
+    let router = Arc::new(router::TenantRouter::new(
+        Routes::new(&specs, config.route_field.clone()),
+        submitters,
+        prefilters,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut reloader = None;
+    if let Some(reload) = reload {
+        let watcher = reload::Reloader::new(reload, engines, baselines, router.clone(), &specs);
+        reloader = Some(tokio::spawn(watcher.run(stop_rx.clone())));
+    }
     let read = ReadOptions {
         max_record_bytes: config.max_record_bytes,
     };
@@ -149,12 +348,11 @@ pub async fn serve(
     if let (Some(listener), Some(http_config)) = (listeners.http, config.sources.http.clone()) {
         tracing::info!(address = %listener.local_addr()?, "Listening for HTTP.");
         let state = Arc::new(HttpState {
-            submitter: submitter.clone(),
+            router: router.clone(),
             config: http_config,
             read,
             record_field: config.record_field.clone(),
             metrics: metrics.clone(),
-            prefilter,
         });
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -171,7 +369,7 @@ pub async fn serve(
     {
         tracing::info!(address = %listener.local_addr()?, "Listening for Fluent Forward.");
         let handler = Arc::new(ForwardIntake {
-            submitter: submitter.clone(),
+            router: router.clone(),
             record_field: config.record_field.clone(),
         });
         let mut stop = stop_rx.clone();
@@ -183,16 +381,27 @@ pub async fn serve(
             .context("the Forward source failed")
         }));
     }
-    drop(submitter);
+    drop(router);
     shutdown.await;
     tracing::info!("Shutting down: no new connections; draining in-flight batches.");
     let _ = stop_tx.send(true);
     for task in tasks {
         task.await.context("a source task panicked")??;
     }
-    let summary = tokio::task::spawn_blocking(move || worker.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the pipeline thread panicked"))??;
+    if let Some(reloader) = reloader {
+        reloader.await.context("the reload task panicked")?;
+    }
+    let summary = tokio::task::spawn_blocking(move || {
+        let mut total = RunSummary::default();
+        for worker in workers {
+            let summary = worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a pipeline thread panicked"))??;
+            total.absorb(&summary);
+        }
+        anyhow::Ok(total)
+    })
+    .await??;
     tracing::info!(
         records = summary.records,
         alerts = summary.total_alerts(),

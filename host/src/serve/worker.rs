@@ -5,7 +5,9 @@
 //! the pipeline is flushed (alerts written and synced, baselines committed), and only
 //! then is the job answered, so a source acknowledges upstream after the commit. The
 //! queue in front is bounded: when it is full, sources answer with back-pressure
-//! instead of buffering without limit.
+//! instead of buffering without limit. A hot reload sends the thread a new detector
+//! through the same queue, so it takes over between two jobs and nothing in flight is
+//! lost.
 
 use std::thread::JoinHandle;
 
@@ -14,8 +16,9 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::intake::{Location, Skip, Visitor};
+use crate::intake::{Location, Prefilter, Skip, Visitor};
 use crate::pipeline::Pipeline;
+use crate::runtime::DetectorEngine;
 use crate::summary::RunSummary;
 
 /// One unit of work from a source.
@@ -24,6 +27,17 @@ struct Job {
     skips: Vec<Skip>,
     filtered: u64,
     reply: oneshot::Sender<Result<Receipt, Refused>>,
+}
+
+/// What the pipeline thread is asked to do.
+enum Task {
+    /// Process records.
+    Work(Job),
+    /// Take over a new detector (hot reload); the reply carries the new prefilter.
+    Swap {
+        detector: Box<dyn DetectorEngine>,
+        reply: oneshot::Sender<Result<Option<Prefilter>, String>>,
+    },
 }
 
 /// What a processed job produced.
@@ -50,10 +64,13 @@ pub enum Refused {
     Closed,
 }
 
+/// The answer to a queued job.
+pub type Verdict = oneshot::Receiver<Result<Receipt, Refused>>;
+
 /// A handle for sources to submit jobs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Submitter {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<Task>,
 }
 
 impl Submitter {
@@ -65,6 +82,20 @@ impl Submitter {
         skips: Vec<Skip>,
         filtered: u64,
     ) -> Result<Receipt, Refused> {
+        let answer = self.enqueue(records, skips, filtered)?;
+        answer.await.unwrap_or(Err(Refused::Closed))
+    }
+
+    /// Queues records without waiting; the receiver gets the verdict.
+    ///
+    /// # Errors
+    /// The queue is full or closed; nothing was queued.
+    pub fn enqueue(
+        &self,
+        records: Vec<(Value, Location)>,
+        skips: Vec<Skip>,
+        filtered: u64,
+    ) -> Result<Verdict, Refused> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             records,
@@ -72,25 +103,60 @@ impl Submitter {
             filtered,
             reply,
         };
-        self.tx.try_send(job).map_err(|e| match e {
+        self.tx.try_send(Task::Work(job)).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Refused::Busy,
             mpsc::error::TrySendError::Closed(_) => Refused::Closed,
         })?;
-        answer.await.unwrap_or(Err(Refused::Closed))
+        Ok(answer)
+    }
+
+    /// Hands the pipeline a new detector, after the jobs queued before it; returns the
+    /// new detector's prefilter.
+    ///
+    /// # Errors
+    /// The pipeline refused it (its pending batch failed to flush, or the detector
+    /// declared a bad field path) and keeps the old one; or it has stopped.
+    pub async fn swap(
+        &self,
+        detector: Box<dyn DetectorEngine>,
+    ) -> Result<Option<Prefilter>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Task::Swap { detector, reply })
+            .await
+            .map_err(|_| "the pipeline has stopped".to_string())?;
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the pipeline has stopped".to_string()))
     }
 }
 
-/// Starts the pipeline thread with a queue of `queue` jobs. The thread ends when every
+/// Starts `tenant`'s pipeline thread with a queue of `queue` jobs. The thread ends when every
 /// [`Submitter`] is dropped, after finishing queued jobs, and returns the run summary.
-pub fn spawn(pipeline: Pipeline, queue: usize) -> (Submitter, JoinHandle<Result<RunSummary>>) {
-    let (tx, mut rx) = mpsc::channel::<Job>(queue.max(1));
+pub fn spawn(
+    tenant: &str,
+    pipeline: Pipeline,
+    queue: usize,
+) -> (Submitter, JoinHandle<Result<RunSummary>>) {
+    let (tx, mut rx) = mpsc::channel::<Task>(queue.max(1));
     let handle = std::thread::Builder::new()
-        .name("minewatch-pipeline".into())
+        .name(format!("minewatch-pipeline-{tenant}"))
         .spawn(move || {
             let mut pipeline = pipeline;
-            while let Some(job) = rx.blocking_recv() {
-                let verdict = process(&mut pipeline, job.records, job.skips, job.filtered);
-                let _ = job.reply.send(verdict);
+            while let Some(task) = rx.blocking_recv() {
+                match task {
+                    Task::Work(job) => {
+                        let verdict = process(&mut pipeline, job.records, job.skips, job.filtered);
+                        let _ = job.reply.send(verdict);
+                    }
+                    Task::Swap { detector, reply } => {
+                        let swapped = pipeline
+                            .swap_detector(detector)
+                            .map(|()| pipeline.prefilter())
+                            .map_err(|e| format!("{e:#}"));
+                        let _ = reply.send(swapped);
+                    }
+                }
             }
             pipeline.finish()
         })

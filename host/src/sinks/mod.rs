@@ -21,6 +21,42 @@ pub mod spool;
 
 pub use sink::AlertSink;
 
+/// One sink written by several pipelines (one per tenant): each call takes the lock,
+/// so lines never interleave; a flush makes every tenant's queued lines durable.
+#[derive(Clone)]
+pub struct SharedSink {
+    inner: std::sync::Arc<std::sync::Mutex<Box<dyn AlertSink>>>,
+}
+
+impl SharedSink {
+    /// Wraps a sink for sharing.
+    pub fn new(sink: Box<dyn AlertSink>) -> SharedSink {
+        SharedSink {
+            inner: std::sync::Arc::new(std::sync::Mutex::new(sink)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn AlertSink>> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl AlertSink for SharedSink {
+    fn write(&mut self, item: &Value) -> Result<()> {
+        self.lock().write(item)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.lock().flush()
+    }
+
+    fn has_room(&self) -> bool {
+        self.lock().has_room()
+    }
+}
+
 /// Alerts to standard output, one JSON object per line.
 pub struct StdoutSink {
     out: BufWriter<std::io::Stdout>,

@@ -1,4 +1,6 @@
-//! The HTTP source: `POST /events`, plus `GET /health` and `GET /metrics`.
+//! The HTTP source: `POST /events` (the default tenant, or split by the routing field),
+//! `POST /tenants/{name}/events` (one tenant; 404 for an unknown name), plus
+//! `GET /health` and `GET /metrics`.
 //!
 //! Bodies are what Vector's `http` sink and Fluent Bit / Fluentd `out_http` send: a JSON
 //! array, NDJSON (the last line may lack its newline) or concatenated objects, with
@@ -17,7 +19,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -28,7 +30,8 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use super::Collected;
 use crate::intake::{ReadOptions, read_stream};
-use crate::serve::worker::{Refused, Submitter};
+use crate::serve::router::TenantRouter;
+use crate::serve::worker::Refused;
 
 /// Settings of the HTTP source.
 #[derive(Debug, Clone, Deserialize)]
@@ -57,8 +60,8 @@ impl Default for HttpSourceConfig {
 
 /// What the handlers share.
 pub struct HttpState {
-    /// The pipeline's queue.
-    pub submitter: Submitter,
+    /// The tenants' queues.
+    pub router: Arc<TenantRouter>,
     /// The source's settings.
     pub config: HttpSourceConfig,
     /// Limits applied while decoding.
@@ -67,8 +70,6 @@ pub struct HttpState {
     pub record_field: Option<String>,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
-    /// The pipeline's prefilter: NDJSON lines of other events are counted, not parsed.
-    pub prefilter: Option<crate::intake::Prefilter>,
 }
 
 /// The routes of the HTTP source.
@@ -76,6 +77,7 @@ pub fn router(state: Arc<HttpState>) -> Router {
     let limit = state.config.max_body_bytes;
     Router::new()
         .route("/events", post(events))
+        .route("/tenants/{tenant}/events", post(tenant_events))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .layer(DefaultBodyLimit::max(limit))
@@ -95,8 +97,33 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
 }
 
 async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+    answer(&state, None, &headers, body).await
+}
+
+async fn tenant_events(
+    State(state): State<Arc<HttpState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    answer(&state, Some(&tenant), &headers, body).await
+}
+
+async fn answer(
+    state: &Arc<HttpState>,
+    tenant: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     let started = Instant::now();
-    let response = ingest(&state, &headers, body).await;
+    let response = match tenant {
+        Some(name) if !state.router.has(name) => reply(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no tenant named {name:?}")}),
+            None,
+        ),
+        _ => ingest(state, tenant, headers, body).await,
+    };
     let status = response.status().as_u16().to_string();
     metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
         .increment(1);
@@ -105,7 +132,12 @@ async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: B
     response
 }
 
-async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Response {
+async fn ingest(
+    state: &Arc<HttpState>,
+    tenant: Option<&str>,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
     if !authorized(state, headers) {
         return reply(
             StatusCode::UNAUTHORIZED,
@@ -117,14 +149,19 @@ async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Res
         .increment(body.len() as u64);
     let read = state.read;
     let record_field = state.record_field.clone();
-    let prefilter = state.prefilter.clone();
+    // NDJSON lines of events no tenant wants are counted, not parsed.
+    let prefilter = state.router.prefilter();
+    let source = match tenant {
+        Some(name) => format!("http:/tenants/{name}/events"),
+        None => "http:/events".to_string(),
+    };
     let decoded = tokio::task::spawn_blocking(move || {
         let mut collected = Collected {
             record_field,
             prefilter,
             ..Collected::default()
         };
-        read_stream(&body[..], "http:/events".into(), read, &mut collected).map(|()| collected)
+        read_stream(&body[..], source.into(), read, &mut collected).map(|()| collected)
     })
     .await;
     let collected = match decoded {
@@ -157,8 +194,13 @@ async fn ingest(state: &Arc<HttpState>, headers: &HeaderMap, body: Bytes) -> Res
         );
     }
     let verdict = state
-        .submitter
-        .submit(collected.records, collected.skips, collected.filtered)
+        .router
+        .submit(
+            tenant,
+            collected.records,
+            collected.skips,
+            collected.filtered,
+        )
         .await;
     let retry = Some(state.config.retry_after_secs);
     match verdict {

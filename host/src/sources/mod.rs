@@ -47,11 +47,12 @@ impl Visitor for Collected {
     }
 }
 
-/// Hands Forward chunks to the pipeline: each record (or the record inside the
-/// configured field) becomes a job; the chunk is acknowledged once the job is committed.
+/// Hands Forward chunks to the pipelines: each record (or the record inside the
+/// configured field) goes to the tenant its tag prefix (or routing field) picks; the
+/// chunk is acknowledged once every part is committed.
 pub struct ForwardIntake {
-    /// The pipeline's queue.
-    pub submitter: crate::serve::worker::Submitter,
+    /// The tenants' queues.
+    pub router: std::sync::Arc<crate::serve::router::TenantRouter>,
     /// The field holding each record, if configured.
     pub record_field: Option<String>,
 }
@@ -80,9 +81,15 @@ impl fluent::ForwardHandler for ForwardIntake {
             metrics::counter!("minewatch_received_events_total", "source" => "forward")
                 .increment(collected.records.len() as u64);
             use crate::serve::worker::Refused;
+            let pinned = self.router.for_tag(&batch.tag);
             match self
-                .submitter
-                .submit(collected.records, collected.skips, collected.filtered)
+                .router
+                .submit(
+                    pinned,
+                    collected.records,
+                    collected.skips,
+                    collected.filtered,
+                )
                 .await
             {
                 Ok(_) => Ok(()),

@@ -61,6 +61,15 @@ pub trait BaselineBackend: Send {
     /// # Errors
     /// The write failed; the changes stay pending for the next commit.
     fn commit(&mut self) -> Result<()>;
+    /// Makes one tenant's changes durable, leaving other tenants' half-done batches
+    /// pending; a store used by one pipeline alone commits everything.
+    ///
+    /// # Errors
+    /// As [`commit`](BaselineBackend::commit).
+    fn commit_tenant(&mut self, tenant: &str) -> Result<()> {
+        let _ = tenant;
+        self.commit()
+    }
 }
 
 impl BaselineBackend for BaselineStore {
@@ -70,6 +79,10 @@ impl BaselineBackend for BaselineStore {
 
     fn commit(&mut self) -> Result<()> {
         BaselineStore::commit(self)
+    }
+
+    fn commit_tenant(&mut self, tenant: &str) -> Result<()> {
+        BaselineStore::commit_tenant(self, tenant)
     }
 }
 
@@ -126,6 +139,17 @@ pub(crate) enum Dirty {
         bucket: Timestamp,
         value: u64,
     },
+}
+
+impl Dirty {
+    fn tenant(&self) -> &str {
+        match self {
+            Dirty::Set { tenant, .. }
+            | Dirty::Sighting { tenant, .. }
+            | Dirty::Counter { tenant, .. }
+            | Dirty::Histogram { tenant, .. } => tenant,
+        }
+    }
 }
 
 /// What `baseline show` prints about a first-seen set.
@@ -204,6 +228,31 @@ impl BaselineStore {
         }
         durable.write(&self.tenants, &self.dirty)?;
         self.dirty.clear();
+        self.commits += 1;
+        if self.commits.is_multiple_of(PRUNE_EVERY_COMMITS) {
+            self.prune();
+        }
+        Ok(())
+    }
+
+    /// Like [`BaselineStore::commit`], for one tenant's changes only. Tenants run on
+    /// their own threads; one tenant's commit must not make another's half-processed
+    /// batch durable before that batch's alerts are written.
+    ///
+    /// # Errors
+    /// The write or the fsync failed; the changes stay pending for the next commit.
+    pub fn commit_tenant(&mut self, tenant: &str) -> Result<()> {
+        let Some(durable) = &self.durable else {
+            return Ok(());
+        };
+        let mine: HashSet<Dirty> = self.dirty.extract_if(|d| d.tenant() == tenant).collect();
+        if mine.is_empty() {
+            return Ok(());
+        }
+        if let Err(error) = durable.write(&self.tenants, &mine) {
+            self.dirty.extend(mine);
+            return Err(error);
+        }
         self.commits += 1;
         if self.commits.is_multiple_of(PRUNE_EVERY_COMMITS) {
             self.prune();

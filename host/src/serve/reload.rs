@@ -1,0 +1,301 @@
+//! Hot reload of detectors: on SIGHUP, or when the config file or a tenant's component
+//! file changes, re-read the config, rebuild the detectors whose component bytes,
+//! settings or limits changed, and hand each to its tenant's pipeline thread, which
+//! takes it over between two jobs.
+//!
+//! A config that does not parse or check, or a detector that does not compile,
+//! instantiate or accept its settings, is rejected with an ERROR log and the old one
+//! keeps running. Baselines live in the host store, so a new detector starts with
+//! everything the old one learned; queued and in-flight jobs are processed by the old
+//! detector before the swap. What a reload does not change (it says so in a WARN log):
+//! the tenant list, routes, sources, outputs and the store; those need a restart.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use notify::{RecursiveMode, Watcher};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use super::Baselines;
+use super::router::TenantRouter;
+use crate::config::Config;
+use crate::runtime::Engines;
+use crate::tenants::TenantSpec;
+use crate::{DetectorSpec, build_limited_detector};
+
+/// Quiet time after a file event before reloading, so an editor's or a copy's burst of
+/// writes becomes one reload.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// How to rebuild the running config from its file.
+pub struct Reload {
+    /// The config file.
+    pub path: PathBuf,
+    /// Re-applies the command-line flags that override the file.
+    pub overrides: Box<dyn Fn(&mut Config) + Send + Sync>,
+}
+
+/// What a running server reloads against.
+pub(super) struct Reloader {
+    reload: Reload,
+    engines: Engines,
+    baselines: Baselines,
+    router: Arc<TenantRouter>,
+    /// The running spec of each tenant, with the hash of its component's bytes.
+    running: HashMap<String, (TenantSpec, Option<[u8; 32]>)>,
+    /// The tenants and routes the server started with.
+    started: Vec<TenantSpec>,
+}
+
+impl Reloader {
+    pub(super) fn new(
+        reload: Reload,
+        engines: Engines,
+        baselines: Baselines,
+        router: Arc<TenantRouter>,
+        specs: &[TenantSpec],
+    ) -> Reloader {
+        let running = specs
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    (s.clone(), component_hash(s).ok().flatten()),
+                )
+            })
+            .collect();
+        Reloader {
+            reload,
+            engines,
+            baselines,
+            router,
+            running,
+            started: specs.to_vec(),
+        }
+    }
+
+    /// The files whose change triggers a reload: the config and every component.
+    fn watched(&self) -> Vec<PathBuf> {
+        let mut files = vec![self.reload.path.clone()];
+        files.extend(
+            self.running
+                .values()
+                .filter_map(|(s, _)| s.component.clone()),
+        );
+        files
+    }
+
+    /// Reloads until `stop` flips: on SIGHUP and on changes to the watched files.
+    pub(super) async fn run(mut self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let (tx, mut changed) = mpsc::channel::<()>(1);
+        let watcher = self.watch(tx);
+        #[cfg(unix)]
+        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "SIGHUP handler unavailable; reloading on file changes only.");
+                None
+            }
+        };
+        loop {
+            #[cfg(unix)]
+            let hup = async {
+                match &mut hangup {
+                    Some(signal) => signal.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup = std::future::pending::<Option<()>>();
+            let stopping = async {
+                // The guard `wait_for` returns is not `Send`; drop it at once.
+                let _ = stop.wait_for(|s| *s).await.map(|_| ());
+            };
+            tokio::select! {
+                () = stopping => break,
+                _ = hup => tracing::info!("SIGHUP: reloading the configuration."),
+                Some(()) = changed.recv() => {
+                    tokio::time::sleep(SETTLE).await;
+                    while changed.try_recv().is_ok() {}
+                    tracing::info!("A watched file changed: reloading the configuration.");
+                }
+            }
+            self = match tokio::task::spawn_blocking(move || {
+                let outcome = self.prepare();
+                (self, outcome)
+            })
+            .await
+            {
+                Ok((reloader, Ok(swaps))) => {
+                    let mut reloader = reloader;
+                    reloader.apply(swaps).await;
+                    reloader
+                }
+                Ok((reloader, Err(error))) => {
+                    tracing::error!(
+                        error = format!("{error:#}"),
+                        "Rejected the new configuration; the running detectors stay."
+                    );
+                    reloader
+                }
+                Err(error) => {
+                    tracing::error!(%error, "The reload task panicked; hot reload is off.");
+                    return;
+                }
+            };
+        }
+        drop(watcher);
+    }
+
+    /// Watches the directories of the watched files (so files replaced by a rename are
+    /// seen too) and signals `tx` on changes to one of them.
+    fn watch(&self, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+        let files: Vec<PathBuf> = self.watched().iter().map(|f| absolute(f)).collect();
+        let interesting = files.clone();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
+                return;
+            }
+            if event.paths.iter().any(|p| interesting.contains(p)) {
+                let _ = tx.try_send(());
+            }
+        };
+        let mut watcher = match notify::recommended_watcher(handler) {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::warn!(%error, "File watching unavailable; reload with SIGHUP.");
+                return None;
+            }
+        };
+        let mut dirs: Vec<PathBuf> = files
+            .iter()
+            .filter_map(|f| f.parent().map(Path::to_path_buf))
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        for dir in dirs {
+            if let Err(error) = watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                tracing::warn!(%error, dir = %dir.display(), "Cannot watch a directory; reload with SIGHUP.");
+            }
+        }
+        Some(watcher)
+    }
+
+    /// Reads the config and builds the detectors that changed (blocking work).
+    fn prepare(&mut self) -> Result<Vec<Swap>> {
+        let mut config = Config::load(&self.reload.path)?;
+        (self.reload.overrides)(&mut config);
+        config.check()?;
+        let specs = config.tenant_specs()?;
+        let names = |specs: &[TenantSpec]| -> Vec<String> {
+            let mut names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+            names.sort();
+            names
+        };
+        if names(&specs) != names(&self.started) {
+            tracing::warn!(
+                "The tenant list changed; adding or removing tenants needs a restart. \
+                 Reloading the tenants that exist."
+            );
+        }
+        let mut swaps = Vec::new();
+        for spec in specs {
+            let Some((running, running_hash)) = self.running.get(&spec.name) else {
+                continue;
+            };
+            if spec.route_values != running.route_values
+                || spec.forward_tag_prefix != running.forward_tag_prefix
+            {
+                tracing::warn!(tenant = %spec.name, "Routes changed; they apply after a restart.");
+            }
+            let hash = match component_hash(&spec) {
+                Ok(hash) => hash,
+                Err(error) => {
+                    tracing::error!(error = format!("{error:#}"), tenant = %spec.name,
+                        "Rejected the new detector; the old one keeps running.");
+                    continue;
+                }
+            };
+            let same_detector = spec.engine == running.engine
+                && spec.component == running.component
+                && spec.settings == running.settings
+                && spec.limits == running.limits;
+            if same_detector && hash == *running_hash {
+                continue;
+            }
+            let built = build_limited_detector(
+                &self.engines,
+                &DetectorSpec {
+                    engine: spec.engine,
+                    component: spec.component.as_deref(),
+                    settings: &spec.settings,
+                    limits: spec.limits,
+                },
+                self.baselines.for_tenant(&spec.name)?,
+            );
+            match built {
+                Ok(detector) => swaps.push(Swap {
+                    spec,
+                    hash,
+                    detector,
+                }),
+                Err(error) => tracing::error!(
+                    error = format!("{error:#}"),
+                    tenant = %spec.name,
+                    "Rejected the new detector; the old one keeps running."
+                ),
+            }
+        }
+        Ok(swaps)
+    }
+
+    /// Hands each new detector to its pipeline thread.
+    async fn apply(&mut self, swaps: Vec<Swap>) {
+        for swap in swaps {
+            let Some(submitter) = self.router.submitter(&swap.spec.name) else {
+                continue;
+            };
+            let name = swap.spec.name.clone();
+            match submitter.swap(swap.detector).await {
+                Ok(prefilter) => {
+                    self.router.set_prefilter(&name, prefilter);
+                    tracing::info!(tenant = %name, "Tenant now runs the new detector.");
+                    self.running.insert(name, (swap.spec, swap.hash));
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    tenant = %name,
+                    "Rejected the new detector; the old one keeps running."
+                ),
+            }
+        }
+    }
+}
+
+/// A detector built by a reload, waiting for its pipeline.
+struct Swap {
+    spec: TenantSpec,
+    hash: Option<[u8; 32]>,
+    detector: Box<dyn crate::runtime::DetectorEngine>,
+}
+
+/// The sha256 of a tenant's component file (none for the built-in one).
+fn component_hash(spec: &TenantSpec) -> Result<Option<[u8; 32]>> {
+    let Some(path) = &spec.component else {
+        return Ok(None);
+    };
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("failed to read component {}", path.display()))?;
+    Ok(Some(Sha256::digest(&bytes).into()))
+}
+
+/// `path` made absolute against the working directory (the form watcher events use).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
