@@ -371,3 +371,55 @@ fn validate_reports_an_unreachable_redis() {
         .args(["validate", "--config", reachable.to_str().unwrap()])
         .ok(&dir);
 }
+
+#[test]
+fn tenants_learn_apart_in_one_redis() {
+    let (dir, _) = setup();
+    let (lines, expected) = scenario(&dir, "13");
+    let redis = Redis::start(&dir.join("redis"));
+    let config = dir.write(
+        "tenants.toml",
+        "tenant = \"default\"\n[[tenants]]\nname = \"acme\"\n",
+    );
+    let server = Server::start(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--redis",
+            &redis.url(),
+            "--output",
+            "alerts.ndjson",
+        ],
+    );
+    // The same records for both tenants, their requests in flight together: each tenant
+    // learns on its own, in its own keys and its own pipeline.
+    for chunk in lines.chunks(500) {
+        let body = chunk.join("\n");
+        let acme = {
+            let url = server.url("/tenants/acme/events");
+            let body = body.clone();
+            std::thread::spawn(move || post(&url, body.as_bytes(), &[]))
+        };
+        let (status, reply) = post(&server.url("/events"), body.as_bytes(), &[]);
+        assert_eq!(status, 200, "{reply}");
+        let (status, reply) = acme.join().unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+    server.stop();
+    let raised = read_alerts(&dir, "alerts.ndjson");
+    for tenant in ["default", "acme"] {
+        let mine: Vec<Value> = raised
+            .iter()
+            .filter(|a| a["tenant"] == tenant)
+            .map(|a| {
+                let mut a = a.clone();
+                a["tenant"] = Value::from("default");
+                a
+            })
+            .collect();
+        assert_eq!(sorted(mine), expected, "tenant {tenant}");
+    }
+}
