@@ -1,60 +1,14 @@
 //! Seeding the baselines from a `minewatch baseline export` file.
 //!
-//! The file is the host's export format (`host/src/store/exchange.rs`): NDJSON, one
+//! The file is the export format of `minewatch_guest::export`: NDJSON, one
 //! entry per line, tagged by `kind`, times in RFC 3339. Only the entries of the plugin's
 //! tenant are loaded, and they are merged the way `minewatch baseline import` merges them.
 
 use minewatch_guest::Sighting;
+use minewatch_guest::export::ExportEntry;
 use minewatch_guest::time::parse_event_time;
-use serde::Deserialize;
 
 use crate::baseline::MemoryBaseline;
-
-/// One line of an export.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum Entry {
-    Set {
-        tenant: String,
-        set: String,
-        learning_start: String,
-        forget_after_ms: i64,
-        latest: String,
-    },
-    Sighting {
-        tenant: String,
-        set: String,
-        key: String,
-        first_seen: String,
-        last_seen: String,
-        count: u64,
-    },
-    Counter {
-        tenant: String,
-        counter: String,
-        key: String,
-        bucket: String,
-        value: u64,
-    },
-    Histogram {
-        tenant: String,
-        series: String,
-        bucket: String,
-        value: u64,
-        frequency: u64,
-    },
-}
-
-impl Entry {
-    fn tenant(&self) -> &str {
-        match self {
-            Entry::Set { tenant, .. }
-            | Entry::Sighting { tenant, .. }
-            | Entry::Counter { tenant, .. }
-            | Entry::Histogram { tenant, .. } => tenant,
-        }
-    }
-}
 
 /// Merges the entries of `tenant` from an export into `baseline`; returns how many were loaded.
 ///
@@ -68,7 +22,7 @@ pub fn load(text: &str, tenant: &str, baseline: &mut MemoryBaseline) -> Result<u
         if line.trim().is_empty() {
             continue;
         }
-        let entry: Entry = serde_json::from_str(line)
+        let entry: ExportEntry = serde_json::from_str(line)
             .map_err(|e| format!("line {line_no}: not a baseline entry: {e}"))?;
         if entry.tenant() != tenant {
             continue;
@@ -77,14 +31,14 @@ pub fn load(text: &str, tenant: &str, baseline: &mut MemoryBaseline) -> Result<u
             parse_event_time(text).ok_or_else(|| format!("line {line_no}: invalid time {text:?}"))
         };
         match &entry {
-            Entry::Set {
+            ExportEntry::Set {
                 set,
                 learning_start,
                 forget_after_ms,
                 latest,
                 ..
             } => baseline.merge_set(set, time(learning_start)?, *forget_after_ms, time(latest)?),
-            Entry::Sighting {
+            ExportEntry::Sighting {
                 set,
                 key,
                 first_seen,
@@ -103,14 +57,14 @@ pub fn load(text: &str, tenant: &str, baseline: &mut MemoryBaseline) -> Result<u
                 };
                 baseline.merge_sighting(set, key, sighting);
             }
-            Entry::Counter {
+            ExportEntry::Counter {
                 counter,
                 key,
                 bucket,
                 value,
                 ..
             } => baseline.set_counter(counter, key, time(bucket)?, *value),
-            Entry::Histogram {
+            ExportEntry::Histogram {
                 series,
                 bucket,
                 value,

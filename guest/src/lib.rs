@@ -22,6 +22,7 @@ pub mod baseline;
 pub mod catalog;
 pub mod cloudtrail;
 pub mod detector;
+pub mod export;
 pub mod model;
 pub mod projection;
 pub mod render;

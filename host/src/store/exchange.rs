@@ -9,45 +9,11 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, Result, bail};
 use minewatch_guest::Sighting;
+use minewatch_guest::export::ExportEntry;
 use minewatch_guest::time::{format_time, parse_event_time};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::{BaselineStore, Dirty, SetState};
-
-/// One line of an export.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum Entry {
-    Set {
-        tenant: String,
-        set: String,
-        learning_start: String,
-        forget_after_ms: i64,
-        latest: String,
-    },
-    Sighting {
-        tenant: String,
-        set: String,
-        key: String,
-        first_seen: String,
-        last_seen: String,
-        count: u64,
-    },
-    Counter {
-        tenant: String,
-        counter: String,
-        key: String,
-        bucket: String,
-        value: u64,
-    },
-    Histogram {
-        tenant: String,
-        series: String,
-        bucket: String,
-        value: u64,
-        frequency: u64,
-    },
-}
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -79,7 +45,7 @@ impl BaselineStore {
             let sets: BTreeMap<_, _> = state.sets.iter().collect();
             for (name, set) in sets {
                 if let Some(start) = set.learning_start {
-                    entries.push(Entry::Set {
+                    entries.push(ExportEntry::Set {
                         tenant: tenant.clone(),
                         set: name.clone(),
                         learning_start: format_time(start),
@@ -89,7 +55,7 @@ impl BaselineStore {
                 }
                 let keys: BTreeMap<_, _> = set.keys.iter().collect();
                 for (key, s) in keys {
-                    entries.push(Entry::Sighting {
+                    entries.push(ExportEntry::Sighting {
                         tenant: tenant.clone(),
                         set: name.clone(),
                         key: key.to_string(),
@@ -104,7 +70,7 @@ impl BaselineStore {
                 let keys: BTreeMap<_, _> = counter.iter().collect();
                 for (key, buckets) in keys {
                     for (bucket, value) in buckets {
-                        entries.push(Entry::Counter {
+                        entries.push(ExportEntry::Counter {
                             tenant: tenant.clone(),
                             counter: name.clone(),
                             key: key.to_string(),
@@ -118,7 +84,7 @@ impl BaselineStore {
             for (name, buckets) in series {
                 for (bucket, histogram) in buckets {
                     for (value, frequency) in histogram {
-                        entries.push(Entry::Histogram {
+                        entries.push(ExportEntry::Histogram {
                             tenant: tenant.clone(),
                             series: name.clone(),
                             bucket: format_time(*bucket),
@@ -148,11 +114,11 @@ impl BaselineStore {
             if line.trim().is_empty() {
                 continue;
             }
-            let entry: Entry = serde_json::from_str(&line)
+            let entry: ExportEntry = serde_json::from_str(&line)
                 .with_context(|| format!("line {line_no}: not a baseline entry"))?;
             summary.entries += 1;
             match entry {
-                Entry::Set {
+                ExportEntry::Set {
                     tenant,
                     set,
                     learning_start,
@@ -172,7 +138,7 @@ impl BaselineStore {
                     entry.latest = entry.latest.max(latest);
                     self.mark(|| Dirty::Set { tenant, set });
                 }
-                Entry::Sighting {
+                ExportEntry::Sighting {
                     tenant,
                     set,
                     key,
@@ -213,7 +179,7 @@ impl BaselineStore {
                     });
                     self.mark(|| Dirty::Sighting { tenant, set, key });
                 }
-                Entry::Counter {
+                ExportEntry::Counter {
                     tenant,
                     counter,
                     key,
@@ -237,7 +203,7 @@ impl BaselineStore {
                         bucket,
                     });
                 }
-                Entry::Histogram {
+                ExportEntry::Histogram {
                     tenant,
                     series,
                     bucket,
