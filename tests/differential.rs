@@ -1,6 +1,6 @@
 //! The component and the native build of the same logic give identical alerts.
 
-use crate::util::{data, setup};
+use crate::util::{data, generate_scenario, setup};
 
 fn run(engine: &str, input: &std::path::Path) -> Vec<u8> {
     let (dir, mut cmd) = setup();
@@ -25,17 +25,8 @@ fn assert_identical(input: &std::path::Path) {
 
 #[test]
 fn identical_alerts_on_the_generated_scenario() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--events-per-day",
-        "300",
-        "--output",
-        "scenario.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    generate_scenario(&dir, 7, "scenario.ndjson");
     assert_identical(&dir.join("scenario.ndjson"));
 }
 

@@ -14,7 +14,7 @@ use minewatch::store::redis::{RedisConfig, RedisStore};
 use minewatch_guest::ValueChange;
 use serde_json::Value;
 
-use crate::util::{Dir, Server, alerts, command, post, setup};
+use crate::util::{Dir, Server, alerts, command, generate_scenario, post, setup};
 
 /// A `redis-server` on a free loopback port, persisting every write before it answers
 /// (`appendfsync always`), killed when dropped.
@@ -105,20 +105,8 @@ fn sorted(alerts: Vec<Value>) -> Vec<String> {
 }
 
 /// A generated scenario and the alerts a single `run` over it raises.
-fn scenario(dir: &Dir, seed: &str) -> (Vec<String>, Vec<String>) {
-    let mut cmd = command(dir);
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        seed,
-        "--events-per-day",
-        "300",
-        "--output",
-        "scenario.ndjson",
-    ])
-    .ok(dir);
+fn scenario(dir: &Dir, seed: u64) -> (Vec<String>, Vec<String>) {
+    generate_scenario(dir, seed, "scenario.ndjson");
     let expected = alerts(
         &command(dir)
             .args(["run", "--memory", "--input", "scenario.ndjson"])
@@ -249,7 +237,7 @@ fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
 #[test]
 fn three_sidecars_sharing_redis_raise_the_alerts_of_one_run() {
     let (dir, _) = setup();
-    let (lines, expected) = scenario(&dir, "11");
+    let (lines, expected) = scenario(&dir, 11);
     let redis = Redis::start(&dir.join("redis"));
     let url = redis.url();
     let outputs = ["a.ndjson", "b.ndjson", "c.ndjson"];
@@ -276,7 +264,7 @@ fn three_sidecars_sharing_redis_raise_the_alerts_of_one_run() {
 #[test]
 fn redis_killed_and_restarted_mid_stream_loses_nothing() {
     let (dir, _) = setup();
-    let (lines, expected) = scenario(&dir, "12");
+    let (lines, expected) = scenario(&dir, 12);
     let mut redis = Redis::start(&dir.join("redis"));
     let config = dir.write("minewatch.toml", "queue_batches = 2\n");
     let server = Arc::new(Server::start(
@@ -375,7 +363,7 @@ fn validate_reports_an_unreachable_redis() {
 #[test]
 fn tenants_learn_apart_in_one_redis() {
     let (dir, _) = setup();
-    let (lines, expected) = scenario(&dir, "13");
+    let (lines, expected) = scenario(&dir, 13);
     let redis = Redis::start(&dir.join("redis"));
     let config = dir.write(
         "tenants.toml",

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::util::{Dir, alerts, command, data, setup};
+use crate::util::{Dir, alerts, command, data, generate_scenario, setup};
 
 /// The command that installs the Node host's packages, from the repository root.
 const INSTALL: &str = "npm ci --prefix examples/node-host";
@@ -112,17 +112,8 @@ fn the_generated_scenario_gives_identical_alerts_in_node() {
     if !node_host_ready() {
         return;
     }
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--events-per-day",
-        "300",
-        "--output",
-        "s.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    generate_scenario(&dir, 7, "s.ndjson");
     let scenario = dir.join("s.ndjson");
     let expected = host_alerts(&dir, &[], &scenario);
     let detections: std::collections::BTreeSet<&str> = expected

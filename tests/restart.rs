@@ -5,21 +5,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::util::{alerts, command, data, launch, ndjson, setup};
+use crate::util::{alerts, command, data, generate_scenario, launch, ndjson, setup};
 
 #[test]
 fn two_halves_with_a_restart_give_the_alerts_of_one_run() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--events-per-day",
-        "300",
-        "--output",
-        "all.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    generate_scenario(&dir, 7, "all.ndjson");
     let text = std::fs::read_to_string(dir.join("all.ndjson")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     let (first, second) = lines.split_at(lines.len() / 2);

@@ -7,26 +7,16 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{Receiver, Server, alerts, command, gzip, post, setup, unique_pairs};
+use crate::util::{
+    Receiver, Server, alerts, command, generate_scenario, gzip, post, setup, unique_pairs,
+};
 
 fn peers() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/fluent")
 }
 
 fn scenario(dir: &crate::util::Dir) -> std::collections::BTreeSet<(String, String)> {
-    let mut cmd = command(dir);
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "3",
-        "--events-per-day",
-        "300",
-        "--output",
-        "scenario.ndjson",
-    ])
-    .ok(dir);
+    generate_scenario(dir, 3, "scenario.ndjson");
     let mut run = command(dir);
     unique_pairs(&alerts(
         &run.args(["run", "--memory", "--input", "scenario.ndjson"])

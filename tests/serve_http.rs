@@ -1,22 +1,11 @@
 //! `minewatch serve` over HTTP, fed the way Vector's `http` sink feeds it.
 
-use crate::util::{Server, alerts, command, gzip, post, setup, unique_pairs};
+use crate::util::{Server, alerts, command, generate_scenario, gzip, post, setup, unique_pairs};
 
 #[test]
 fn the_scenario_in_vector_batches_gives_the_alerts_of_run() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "5",
-        "--events-per-day",
-        "300",
-        "--output",
-        "scenario.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    generate_scenario(&dir, 5, "scenario.ndjson");
     let mut run = command(&dir);
     let expected = unique_pairs(&alerts(
         &run.args(["run", "--memory", "--input", "scenario.ndjson"])

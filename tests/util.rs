@@ -58,6 +58,15 @@ pub fn setup() -> (Dir, TestCommand) {
     (dir, cmd)
 }
 
+/// Writes the generated 45-day scenario (300 events a day, incidents included) with
+/// `seed` to `output` in `dir`.
+pub fn generate_scenario(dir: &Dir, seed: u64, output: &str) {
+    command(dir)
+        .args(["generate", "--days", "45", "--events-per-day", "300"])
+        .args(["--seed", &seed.to_string(), "--output", output])
+        .ok(dir);
+}
+
 /// Another command for the binary, running in an existing test directory.
 pub fn command(dir: &Dir) -> TestCommand {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_minewatch"));
