@@ -4,13 +4,12 @@
 //! the config file, and gives the same alerts in the Node host (`examples/node-host`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
 use crate::node_host::{host_alerts, node_alerts, node_host_ready};
-use crate::util::{Dir, alerts, command, setup};
+use crate::util::{Dir, alerts, build_component, command, setup};
 
 /// The kit's folder.
 fn kit() -> PathBuf {
@@ -21,34 +20,8 @@ fn kit() -> PathBuf {
 /// under cargo's per-target temporary directory; returns the component's path.
 pub fn component() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("custom-detector");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .current_dir(kit().join("../.."))
-            .args([
-                "build",
-                "--locked",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--manifest-path")
-            .arg(kit().join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS");
-        if std::env::var_os("CI").is_some() {
-            cargo.env("RUSTFLAGS", "-D warnings");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(
-            status.success(),
-            "the custom detector did not build ({status}); is the wasm32-wasip2 target \
-             installed? (`rustup target add wasm32-wasip2`)"
-        );
-        target.join("wasm32-wasip2/release/minewatch_gpu_off_hours.wasm")
-    })
+    BUILT
+        .get_or_init(|| build_component("examples/custom-detector", "minewatch_gpu_off_hours.wasm"))
 }
 
 /// Recorded events: a GPU launch on Tuesday 10:00 UTC, one on Saturday 03:00 UTC by the

@@ -3,7 +3,6 @@
 //! next batch runs on a fresh instance; a guest cannot reach another tenant's baselines.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use minewatch::config::EngineKind;
@@ -12,40 +11,13 @@ use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
 use serde_json::Value;
 
-use crate::util::{Dir, alerts, data, launch, setup};
+use crate::util::{Dir, alerts, build_component, data, launch, setup};
 
 /// Builds the hostile component for `wasm32-wasip2` once per test run, in its own
 /// target directory under cargo's per-target temporary directory; returns its path.
 pub fn hostile() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/components/hostile");
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("hostile-component");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args([
-                "build",
-                "--locked",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-            ])
-            .arg("--manifest-path")
-            .arg(crate_dir.join("Cargo.toml"))
-            .env("CARGO_TARGET_DIR", &target)
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("RUSTFLAGS");
-        if std::env::var_os("CI").is_some() {
-            cargo.env("RUSTFLAGS", "-D warnings");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(
-            status.success(),
-            "the hostile component did not build ({status}); is the wasm32-wasip2 target \
-             installed? (`rustup target add wasm32-wasip2`)"
-        );
-        target.join("wasm32-wasip2/release/minewatch_hostile.wasm")
-    })
+    BUILT.get_or_init(|| build_component("tests/components/hostile", "minewatch_hostile.wasm"))
 }
 
 /// How many set names the `probe` behaviour tries (`PROBE_SETS` of the component).

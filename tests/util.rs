@@ -58,6 +58,40 @@ pub fn setup() -> (Dir, TestCommand) {
     (dir, cmd)
 }
 
+/// Builds a component crate of this repository (`crate_path` from the repository root,
+/// with its own lock file) for `wasm32-wasip2`, in release, in its own target directory
+/// under cargo's per-target temporary directory, and returns the path of `artifact`
+/// (the `.wasm` file name). Call it once per test run (behind a `OnceLock`).
+pub fn build_component(crate_path: &str, artifact: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join(crate_path.replace('/', "-"));
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(&root)
+        .args([
+            "build",
+            "--locked",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+        ])
+        .arg("--manifest-path")
+        .arg(root.join(crate_path).join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS");
+    if std::env::var_os("CI").is_some() {
+        cargo.env("RUSTFLAGS", "-D warnings");
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "{crate_path} did not build ({status}); is the wasm32-wasip2 target installed? \
+         (`rustup target add wasm32-wasip2`)"
+    );
+    target.join("wasm32-wasip2/release").join(artifact)
+}
+
 /// Writes the generated 45-day scenario (300 events a day, incidents included) with
 /// `seed` to `output` in `dir`.
 pub fn generate_scenario(dir: &Dir, seed: u64, output: &str) {

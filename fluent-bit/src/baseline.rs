@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use minewatch_guest::baseline::apply_sighting;
+use minewatch_guest::baseline::{apply_sighting, apply_value_change, merge_histograms};
 use minewatch_guest::{Baseline, Observed, Sighting, Timestamp, ValueChange};
 
 /// Counter buckets this far behind a counter's newest bucket are pruned (as the store does).
@@ -166,17 +166,7 @@ impl Baseline for MemoryBaseline {
         let entry = self.series.entry(series.to_string()).or_default();
         for change in changes {
             let histogram = entry.entry(change.bucket).or_default();
-            if change.previous > 0
-                && let Some(f) = histogram.get_mut(&change.previous)
-            {
-                *f -= 1;
-                if *f == 0 {
-                    histogram.remove(&change.previous);
-                }
-            }
-            if change.current > 0 {
-                *histogram.entry(change.current).or_insert(0) += 1;
-            }
+            apply_value_change(histogram, change);
         }
     }
 
@@ -184,15 +174,7 @@ impl Baseline for MemoryBaseline {
         let Some(buckets) = self.series.get(series) else {
             return Vec::new();
         };
-        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
-        if from <= to {
-            for histogram in buckets.range(from..=to).map(|(_, h)| h) {
-                for (value, frequency) in histogram {
-                    *merged.entry(*value).or_insert(0) += frequency;
-                }
-            }
-        }
-        merged.into_iter().collect()
+        merge_histograms(buckets, from, to)
     }
 }
 

@@ -3,6 +3,8 @@
 //! Inside the component these are WIT imports (`bindings.rs`); natively the host, or
 //! a test, passes any implementation. Semantics are those of the WIT `baseline` interface.
 
+use std::collections::BTreeMap;
+
 use crate::model::{Sighting, Timestamp};
 
 /// What a first-seen set knew when a key was observed.
@@ -73,4 +75,39 @@ pub fn apply_sighting(
             true,
         ),
     }
+}
+
+/// Applies one value change to its bucket's histogram (value → frequency): the previous
+/// value loses one occurrence (dropped at zero), the current one gains one. Shared by
+/// every [`Baseline`] implementation.
+pub fn apply_value_change(histogram: &mut BTreeMap<u64, u64>, change: &ValueChange) {
+    if change.previous > 0
+        && let Some(frequency) = histogram.get_mut(&change.previous)
+    {
+        *frequency -= 1;
+        if *frequency == 0 {
+            histogram.remove(&change.previous);
+        }
+    }
+    if change.current > 0 {
+        *histogram.entry(change.current).or_insert(0) += 1;
+    }
+}
+
+/// Merges the per-bucket histograms of buckets `from..=to` into `(value, frequency)`
+/// pairs, ascending by value, as [`Baseline::histogram`] answers.
+pub fn merge_histograms(
+    buckets: &BTreeMap<Timestamp, BTreeMap<u64, u64>>,
+    from: Timestamp,
+    to: Timestamp,
+) -> Vec<(u64, u64)> {
+    let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
+    if from <= to {
+        for histogram in buckets.range(from..=to).map(|(_, h)| h) {
+            for (value, frequency) in histogram {
+                *merged.entry(*value).or_insert(0) += frequency;
+            }
+        }
+    }
+    merged.into_iter().collect()
 }

@@ -21,7 +21,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use hashbrown::{HashMap, HashSet};
-use minewatch_guest::baseline::apply_sighting;
+use minewatch_guest::baseline::{apply_sighting, apply_value_change, merge_histograms};
 use minewatch_guest::{Baseline, Observed, Sighting, Timestamp, ValueChange};
 
 use durable::Durable;
@@ -467,17 +467,7 @@ impl Baseline for TenantBaseline<'_> {
         let entry = state.series.get_mut(series).expect("inserted above");
         for change in changes {
             let histogram = entry.entry(change.bucket).or_default();
-            if change.previous > 0
-                && let Some(f) = histogram.get_mut(&change.previous)
-            {
-                *f -= 1;
-                if *f == 0 {
-                    histogram.remove(&change.previous);
-                }
-            }
-            if change.current > 0 {
-                *histogram.entry(change.current).or_insert(0) += 1;
-            }
+            apply_value_change(histogram, change);
         }
         for change in changes {
             for value in [change.previous, change.current]
@@ -498,15 +488,7 @@ impl Baseline for TenantBaseline<'_> {
         let Some(buckets) = self.state().series.get(series) else {
             return Vec::new();
         };
-        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
-        if from <= to {
-            for histogram in buckets.range(from..=to).map(|(_, h)| h) {
-                for (value, frequency) in histogram {
-                    *merged.entry(*value).or_insert(0) += frequency;
-                }
-            }
-        }
-        merged.into_iter().collect()
+        merge_histograms(buckets, from, to)
     }
 }
 

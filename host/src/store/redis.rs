@@ -36,7 +36,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use hashbrown::HashMap;
-use minewatch_guest::baseline::apply_sighting;
+use minewatch_guest::baseline::{apply_sighting, apply_value_change, merge_histograms};
 use minewatch_guest::{Baseline, Observed, Sighting, Timestamp, ValueChange};
 use redis::Value;
 use serde::Deserialize;
@@ -469,17 +469,7 @@ impl RedisStore {
                 .filter(|c| (cached.lo..=cached.hi).contains(&c.bucket))
             {
                 let histogram = cached.buckets.entry(c.bucket).or_default();
-                if c.previous > 0
-                    && let Some(frequency) = histogram.get_mut(&c.previous)
-                {
-                    *frequency -= 1;
-                    if *frequency == 0 {
-                        histogram.remove(&c.previous);
-                    }
-                }
-                if c.current > 0 {
-                    *histogram.entry(c.current).or_insert(0) += 1;
-                }
+                apply_value_change(histogram, c);
             }
         }
         // Marks count calls, not queued groups: where a group is cut depends on the
@@ -545,13 +535,7 @@ impl RedisStore {
             }
         }
         let cached = &self.series[&key];
-        let mut merged: BTreeMap<u64, u64> = BTreeMap::new();
-        for histogram in cached.buckets.range(from..=to).map(|(_, h)| h) {
-            for (value, frequency) in histogram {
-                *merged.entry(*value).or_insert(0) += frequency;
-            }
-        }
-        merged.into_iter().collect()
+        merge_histograms(&cached.buckets, from, to)
     }
 }
 
