@@ -56,15 +56,7 @@ impl Filter {
             .iter()
             .map(|p| FieldPath::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
-        let subscriptions: Vec<(String, String)> = info
-            .subscriptions
-            .iter()
-            .flat_map(|s| {
-                s.event_names
-                    .iter()
-                    .map(|n| (s.event_source.clone(), n.clone()))
-            })
-            .collect();
+        let subscriptions = info.subscribed_events();
         let names = subscriptions
             .iter()
             .map(|(_, name)| memmem::Finder::new(name.as_bytes()).into_owned())

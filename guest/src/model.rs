@@ -95,6 +95,20 @@ pub struct DetectorInfo {
     pub default_settings: String,
 }
 
+impl DetectorInfo {
+    /// Every `(eventSource, eventName)` pair the detector subscribes to.
+    pub fn subscribed_events(&self) -> Vec<(String, String)> {
+        self.subscriptions
+            .iter()
+            .flat_map(|s| {
+                s.event_names
+                    .iter()
+                    .map(|n| (s.event_source.clone(), n.clone()))
+            })
+            .collect()
+    }
+}
+
 /// The state of a key in a first-seen set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Sighting {

@@ -139,15 +139,7 @@ impl Wiring {
             .iter()
             .map(|p| FieldPath::parse(p).map_err(anyhow::Error::msg))
             .collect::<Result<Vec<_>>>()?;
-        let subscriptions = info
-            .subscriptions
-            .iter()
-            .flat_map(|s| {
-                s.event_names
-                    .iter()
-                    .map(|n| (s.event_source.clone(), n.clone()))
-            })
-            .collect();
+        let subscriptions = info.subscribed_events();
         let renderers = [
             Renderer::new(info.clone(), Format::Native),
             Renderer::new(info.clone(), Format::Ocsf),
