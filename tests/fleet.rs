@@ -411,3 +411,48 @@ fn tenants_learn_apart_in_one_redis() {
         assert_eq!(sorted(mine), expected, "tenant {tenant}");
     }
 }
+
+#[test]
+fn a_guest_cannot_reach_another_tenants_keys_in_redis() {
+    use crate::sandbox::{PROBED_NAMES, hostile_config, launches};
+    let (dir, _) = setup();
+    let redis = Redis::start(&dir.join("redis"));
+    let config = hostile_config(&dir, &[("prober", "probe", "")], "");
+    // The default tenant learns regions from real-shaped launches.
+    command(&dir)
+        .args(["run", "--redis", &redis.url(), "--config"])
+        .args([&config])
+        .args(["--input"])
+        .args([crate::util::data("conformance/learning-gate/events.ndjson")])
+        .ok(&dir);
+    // The prober tries set names that would reach them were tenant and name joined
+    // without escaping: every set it reaches is its own, and empty at first.
+    let out = command(&dir)
+        .args([
+            "run",
+            "--redis",
+            &redis.url(),
+            "--tenant",
+            "prober",
+            "--config",
+        ])
+        .args([&config])
+        .stdin(crate::util::ndjson(&launches("probe")))
+        .ok(&dir);
+    let raised = alerts(&out.stdout);
+    let first_batch: Vec<&str> = raised[..PROBED_NAMES]
+        .iter()
+        .map(|a| a["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        first_batch.iter().all(|k| k.ends_with("=0")),
+        "{first_batch:?}"
+    );
+    // And the default tenant's regions are still known to it alone.
+    let mut store = redis.store();
+    store.begin_batch(false);
+    let seen = store
+        .tenant("default")
+        .observe("ec2-unseen-region", 0, &[("us-east-1", 1)]);
+    assert!(!seen[0].is_new);
+}
