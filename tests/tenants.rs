@@ -233,6 +233,40 @@ fn a_replaced_component_takes_over_without_losing_a_learned_key() {
 }
 
 #[test]
+fn sighup_rereads_the_config_and_keeps_what_did_not_change() {
+    let (dir, _) = setup();
+    let component = crate::custom_detector::component();
+    let config_text = format!(
+        "[sources.http]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n\
+         [[tenants]]\nname = \"gpu\"\ncomponent = {component:?}\n",
+        dir.join("served.ndjson")
+    );
+    let config = dir.write("minewatch.toml", &config_text);
+    let server = Server::start(
+        &dir,
+        &["--config", config.to_str().unwrap(), "--state", "state"],
+    );
+    assert_eq!(launch_gpu(&server, "gpu-1", 0), 1);
+    // Nothing changed: the reload re-reads and checks everything, swaps nothing, and
+    // the tenant goes on with what it learned.
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: reloading the configuration.", 1);
+    server.signal("HUP");
+    server.wait_for_log("SIGHUP: reloading the configuration.", 2);
+    assert_eq!(launch_gpu(&server, "gpu-2", 10), 1);
+    let log = server.stop();
+    assert!(!log.contains("Tenant now runs the new detector."), "{log}");
+    assert!(!log.contains("Rejected"), "{log}");
+    let served = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
+    assert_eq!(served.len(), 2, "{served:?}");
+    assert_eq!(
+        served[1]["evidence"]["previous"]["count"], 1,
+        "{}",
+        served[1]
+    );
+}
+
+#[test]
 fn records_are_routed_by_account_to_their_tenant() {
     let (dir, _) = setup();
     let config = hostile_config(

@@ -349,11 +349,19 @@ impl Server {
         );
     }
 
+    /// Sends a signal (`HUP`, `TERM`, ...) with `kill`.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args([&format!("-{name}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     /// Sends SIGTERM and waits for a clean exit; returns what it logged.
     pub fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(status.success());
+        self.signal("TERM");
         let exit = self.child.wait().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(100));
         let log = self.stderr.lock().unwrap().clone();
