@@ -456,3 +456,38 @@ fn a_guest_cannot_reach_another_tenants_keys_in_redis() {
         .observe("ec2-unseen-region", 0, &[("us-east-1", 1)]);
     assert!(!seen[0].is_new);
 }
+
+#[test]
+fn a_fleets_baselines_export_like_an_embedded_stores() {
+    let (dir, _) = setup();
+    let (_, expected) = scenario(&dir, 14);
+    assert!(!expected.is_empty());
+    let redis = Redis::start(&dir.join("redis"));
+    for store in [["--state", "state"], ["--redis", &redis.url()]] {
+        command(&dir)
+            .args(["run", "--input", "scenario.ndjson"])
+            .args(store)
+            .ok(&dir);
+    }
+    let export = |store: &[&str]| -> Vec<Value> {
+        let out = command(&dir)
+            .args(["baseline", "export", "--tenant", "default"])
+            .args(store)
+            .ok(&dir);
+        alerts(&out.stdout)
+            .into_iter()
+            // Both stores drop expired event ids and old counter buckets, each on its
+            // own schedule; everything else must agree to the entry.
+            .filter(|e| e["kind"] != "counter")
+            .filter(|e| !(e["kind"] == "sighting" && e["set"] == "rate/event-ids"))
+            .collect()
+    };
+    let embedded = export(&["--state", "state"]);
+    let fleet = export(&["--redis", &redis.url()]);
+    assert!(
+        embedded.iter().any(|e| e["kind"] == "histogram")
+            && embedded.iter().any(|e| e["set"] == "ec2-unseen-ami"),
+        "{embedded:?}"
+    );
+    assert_eq!(sorted(fleet), sorted(embedded));
+}

@@ -175,6 +175,17 @@ pub struct ExportArgs {
     /// Baseline state directory [default: ./minewatch-state].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Export the baselines a fleet keeps in this Redis instead.
+    #[arg(long, value_name = "URL", conflicts_with = "state")]
+    pub redis: Option<String>,
+    /// Key prefix of the fleet's Redis keys (`[store.redis] key_prefix`).
+    #[arg(
+        long,
+        value_name = "PREFIX",
+        default_value = "minewatch",
+        requires = "redis"
+    )]
+    pub key_prefix: String,
     /// Output file, or - for stdout [default: -].
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<String>,

@@ -23,7 +23,7 @@ use minewatch::serve::{self, outputs::OutputConfig};
 use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
-use minewatch::store::redis::RedisStore;
+use minewatch::store::redis::{RedisConfig, RedisStore};
 use minewatch::summary::RunSummary;
 use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
@@ -142,7 +142,15 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             show(&state_dir(args.state), args.json, args.keys)
         }
         Command::Baseline(BaselineCommand::Export(args)) => {
-            let store = BaselineStore::open(&state_dir(args.state))?;
+            let store = match &args.redis {
+                Some(url) => RedisStore::new(RedisConfig {
+                    url: url.clone(),
+                    key_prefix: args.key_prefix.clone(),
+                    ..RedisConfig::default()
+                })?
+                .snapshot(args.tenant.as_deref())?,
+                None => BaselineStore::open(&state_dir(args.state))?,
+            };
             let mut out: Box<dyn Write> = match args.output.as_deref() {
                 None | Some("-") => Box::new(std::io::stdout().lock()),
                 Some(path) => Box::new(

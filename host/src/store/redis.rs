@@ -539,6 +539,100 @@ impl RedisStore {
     }
 }
 
+impl RedisStore {
+    /// Reads every tenant's baselines (or `tenant`'s) out of Redis into an in-memory
+    /// embedded store, for `baseline export` (and so for moving a fleet's baselines to an
+    /// embedded store, or seeding the Fluent Bit plugin). Batch journals are skipped.
+    ///
+    /// # Errors
+    /// Redis cannot be reached, or holds a value under minewatch's keys it did not write.
+    pub fn snapshot(&mut self, tenant: Option<&str>) -> Result<super::BaselineStore> {
+        let prefix = format!("{}:", self.config.key_prefix);
+        let pattern = match tenant {
+            Some(t) => format!("{prefix}{}:*", glob_escape(&escape(t))),
+            None => format!("{prefix}*"),
+        };
+        let connection = &mut self.connect()?.connection;
+        let keys: Vec<String> = redis::cmd("SCAN")
+            .cursor_arg(0)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .clone()
+            .iter(connection)?
+            .collect::<redis::RedisResult<_>>()?;
+        let mut store = super::BaselineStore::in_memory();
+        for key in keys {
+            let Some(rest) = key.strip_prefix(&prefix) else {
+                continue;
+            };
+            let parts: Vec<&str> = rest.split(':').collect();
+            let (tenant, kind, name) = match parts.as_slice() {
+                [t, kind @ ("set" | "counter" | "series"), name, ..] => {
+                    (unescape(t), *kind, unescape(name))
+                }
+                _ => continue,
+            };
+            let state = store.tenants.entry(tenant).or_default();
+            let field = |text: &str| -> Result<i64> {
+                text.parse()
+                    .with_context(|| format!("unexpected value {text:?} under {key}"))
+            };
+            match (kind, parts.get(3).copied()) {
+                ("set", None) => {
+                    let entries: Vec<(String, String)> =
+                        redis::cmd("HGETALL").arg(&key).query(connection)?;
+                    let set = state.sets.entry(name).or_default();
+                    for (k, text) in entries {
+                        if let Some(sighting) = parse_sighting(&text)? {
+                            set.keys.insert(k.into(), sighting);
+                        }
+                    }
+                }
+                ("set", Some("meta")) => {
+                    let meta: BTreeMap<String, String> =
+                        redis::cmd("HGETALL").arg(&key).query(connection)?;
+                    let set = state.sets.entry(name).or_default();
+                    if let Some(start) = meta.get("learning_start") {
+                        set.learning_start = Some(field(start)?);
+                    }
+                    if let Some(latest) = meta.get("latest") {
+                        set.latest = field(latest)?;
+                    }
+                    if let Some(forget) = meta.get("forget_after") {
+                        set.forget_after = field(forget)?;
+                    }
+                }
+                ("counter", Some(bucket)) => {
+                    let bucket = field(bucket)?;
+                    let values: Vec<(String, u64)> =
+                        redis::cmd("HGETALL").arg(&key).query(connection)?;
+                    let counter = state.counters.entry(name).or_default();
+                    for (k, value) in values {
+                        counter.entry(k.into()).or_default().insert(bucket, value);
+                    }
+                }
+                ("series", Some(bucket)) => {
+                    let bucket = field(bucket)?;
+                    let values: Vec<(u64, u64)> =
+                        redis::cmd("HGETALL").arg(&key).query(connection)?;
+                    let histogram = state
+                        .series
+                        .entry(name)
+                        .or_default()
+                        .entry(bucket)
+                        .or_default();
+                    histogram.extend(values);
+                }
+                // The `seen` and bucket-list sorted sets only index the hashes above.
+                _ => {}
+            }
+        }
+        Ok(store)
+    }
+}
+
 impl BaselineBackend for RedisStore {
     fn tenant<'a>(&'a mut self, tenant: &'a str) -> Box<dyn Baseline + 'a> {
         Box::new(RedisTenant {
@@ -658,6 +752,25 @@ fn escape(name: &str) -> String {
     out
 }
 
+/// Undoes [`escape`].
+fn unescape(name: &str) -> String {
+    name.replace("%3A", ":")
+        .replace("%7C", "|")
+        .replace("%25", "%")
+}
+
+/// Escapes the characters SCAN's glob pattern gives a meaning.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// What a failed call answers: every key known, so nothing alerts on a guess.
 fn conservative_observed(sightings: &[(&str, Timestamp)]) -> Vec<Observed> {
     sightings
@@ -715,6 +828,9 @@ mod tests {
         assert_ne!(forged, other);
         assert_eq!(forged, "minewatch:a:set:x%3Ab%3Aset%3Ay");
         assert_eq!(escape("50%|"), "50%25%7C");
+        for name in ["x:b:set:y", "50%3A|", "%%:"] {
+            assert_eq!(unescape(&escape(name)), name);
+        }
     }
 
     #[test]
