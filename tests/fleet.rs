@@ -132,6 +132,25 @@ fn deliver(server: &Server, lines: &[String]) {
     }
 }
 
+/// Starts `serve` over HTTP with baselines in `redis`, alerts to `alerts.ndjson`, and
+/// the rest of its configuration from `config` (TOML text).
+fn serve_with_redis(dir: &Dir, config: &str, redis: &Redis) -> Server {
+    let config = dir.write("minewatch.toml", config);
+    Server::start(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--redis",
+            &redis.url(),
+            "--output",
+            "alerts.ndjson",
+        ],
+    )
+}
+
 fn read_alerts(dir: &Dir, name: &str) -> Vec<Value> {
     alerts(&std::fs::read(dir.join(name)).unwrap_or_default())
 }
@@ -266,20 +285,7 @@ fn redis_killed_and_restarted_mid_stream_loses_nothing() {
     let (dir, _) = setup();
     let (lines, expected) = scenario(&dir, 12);
     let mut redis = Redis::start(&dir.join("redis"));
-    let config = dir.write("minewatch.toml", "queue_batches = 2\n");
-    let server = Arc::new(Server::start(
-        &dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--redis",
-            &redis.url(),
-            "--output",
-            "alerts.ndjson",
-        ],
-    ));
+    let server = Arc::new(serve_with_redis(&dir, "queue_batches = 2\n", &redis));
     let chunks: Vec<Vec<String>> = lines.chunks(300).map(<[String]>::to_vec).collect();
     let total = chunks.len();
     let delivered = Arc::new(AtomicUsize::new(0));
@@ -365,23 +371,8 @@ fn tenants_learn_apart_in_one_redis() {
     let (dir, _) = setup();
     let (lines, expected) = scenario(&dir, 13);
     let redis = Redis::start(&dir.join("redis"));
-    let config = dir.write(
-        "tenants.toml",
-        "tenant = \"default\"\n[[tenants]]\nname = \"acme\"\n",
-    );
-    let server = Server::start(
-        &dir,
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--http",
-            "127.0.0.1:0",
-            "--redis",
-            &redis.url(),
-            "--output",
-            "alerts.ndjson",
-        ],
-    );
+    let config = "tenant = \"default\"\n[[tenants]]\nname = \"acme\"\n";
+    let server = serve_with_redis(&dir, config, &redis);
     // The same records for both tenants, their requests in flight together: each tenant
     // learns on its own, in its own keys and its own pipeline.
     for chunk in lines.chunks(500) {

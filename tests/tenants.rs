@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::sandbox::{dead_letters, hostile_config, launches};
-use crate::util::{Server, alerts, post, setup};
+use crate::util::{Dir, Server, alerts, post, setup};
 
 /// (detection, key, event id) of each alert, sorted.
 fn fingerprints(alerts: &[Value]) -> Vec<(String, String, String)> {
@@ -184,12 +184,9 @@ fn launch_gpu(server: &Server, id: &str, minute: u32) -> u64 {
         .unwrap()
 }
 
-#[test]
-fn a_replaced_component_takes_over_without_losing_a_learned_key() {
-    let (dir, _) = setup();
-    let gpu = std::fs::read(crate::custom_detector::component()).unwrap();
-    let hostile = std::fs::read(crate::sandbox::hostile()).unwrap();
-    let component = dir.write("detector.wasm", &gpu);
+/// Starts `serve` from a config file with tenant `gpu` running `component` and alerts
+/// going to `served.ndjson`; returns the config's path and text, and the server.
+fn serve_gpu(dir: &Dir, component: &std::path::Path) -> (std::path::PathBuf, String, Server) {
     let config_text = format!(
         "[sources.http]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n\
          [[tenants]]\nname = \"gpu\"\ncomponent = {component:?}\n",
@@ -197,9 +194,19 @@ fn a_replaced_component_takes_over_without_losing_a_learned_key() {
     );
     let config = dir.write("minewatch.toml", &config_text);
     let server = Server::start(
-        &dir,
+        dir,
         &["--config", config.to_str().unwrap(), "--state", "state"],
     );
+    (config, config_text, server)
+}
+
+#[test]
+fn a_replaced_component_takes_over_without_losing_a_learned_key() {
+    let (dir, _) = setup();
+    let gpu = std::fs::read(crate::custom_detector::component()).unwrap();
+    let hostile = std::fs::read(crate::sandbox::hostile()).unwrap();
+    let component = dir.write("detector.wasm", &gpu);
+    let (config, config_text, server) = serve_gpu(&dir, &component);
     // The GPU detector learns alice (and alerts: her first off-hours GPU launch).
     assert_eq!(launch_gpu(&server, "gpu-1", 0), 1);
 
@@ -235,17 +242,7 @@ fn a_replaced_component_takes_over_without_losing_a_learned_key() {
 #[test]
 fn sighup_rereads_the_config_and_keeps_what_did_not_change() {
     let (dir, _) = setup();
-    let component = crate::custom_detector::component();
-    let config_text = format!(
-        "[sources.http]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n\
-         [[tenants]]\nname = \"gpu\"\ncomponent = {component:?}\n",
-        dir.join("served.ndjson")
-    );
-    let config = dir.write("minewatch.toml", &config_text);
-    let server = Server::start(
-        &dir,
-        &["--config", config.to_str().unwrap(), "--state", "state"],
-    );
+    let (_, _, server) = serve_gpu(&dir, crate::custom_detector::component());
     assert_eq!(launch_gpu(&server, "gpu-1", 0), 1);
     // Nothing changed: the reload re-reads and checks everything, swaps nothing, and
     // the tenant goes on with what it learned.
