@@ -21,7 +21,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::node_host::host_alerts;
-use crate::util::{command, data, setup};
+use crate::util::{command, data, generate_scenario, setup};
 
 /// The field the plugin adds to a record that triggers detections.
 const ALERTS: &str = "minewatch_alerts";
@@ -263,10 +263,8 @@ fn every_conformance_case_gives_the_rust_hosts_alerts() {
 
 #[test]
 fn the_generated_scenario_gives_the_rust_hosts_alerts() {
-    let (dir, mut cmd) = setup();
-    cmd.args(["generate", "--days", "45", "--events-per-day", "300"])
-        .args(["--output", "s.ndjson"])
-        .ok(&dir);
+    let (dir, _) = setup();
+    generate_scenario(&dir, 7, "s.ndjson");
     let scenario = dir.join("s.ndjson");
     let expected = host_alerts(&dir, &[], &scenario);
     let detections: std::collections::BTreeSet<&str> = expected

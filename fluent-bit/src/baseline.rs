@@ -49,14 +49,7 @@ impl MemoryBaseline {
     /// latest last, counts added.
     pub fn merge_sighting(&mut self, set: &str, key: &str, sighting: Sighting) {
         let entry = self.sets.entry(set.to_string()).or_default();
-        let merged = match entry.keys.get(key) {
-            Some(s) => Sighting {
-                first_seen: s.first_seen.min(sighting.first_seen),
-                last_seen: s.last_seen.max(sighting.last_seen),
-                count: s.count + sighting.count,
-            },
-            None => sighting,
-        };
+        let merged = entry.keys.get(key).map_or(sighting, |s| s.merge(sighting));
         entry.keys.insert(key.to_string(), merged);
         let start = sighting.first_seen;
         entry.learning_start = Some(entry.learning_start.map_or(start, |s| s.min(start)));

@@ -120,6 +120,18 @@ pub struct Sighting {
     pub count: u64,
 }
 
+impl Sighting {
+    /// Two records of the same key as one, as a baseline import merges them: the
+    /// earliest first sighting, the latest last one, the counts added.
+    pub fn merge(self, other: Sighting) -> Sighting {
+        Sighting {
+            first_seen: self.first_seen.min(other.first_seen),
+            last_seen: self.last_seen.max(other.last_seen),
+            count: self.count + other.count,
+        }
+    }
+}
+
 /// Evidence for an alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

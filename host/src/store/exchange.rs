@@ -155,18 +155,15 @@ impl BaselineStore {
                         .sets
                         .entry(set.clone())
                         .or_insert_with(SetState::default);
-                    let merged = match entry.keys.get(key.as_str()) {
-                        Some(s) => Sighting {
-                            first_seen: s.first_seen.min(first),
-                            last_seen: s.last_seen.max(last),
-                            count: s.count + count,
-                        },
-                        None => Sighting {
-                            first_seen: first,
-                            last_seen: last,
-                            count,
-                        },
+                    let imported = Sighting {
+                        first_seen: first,
+                        last_seen: last,
+                        count,
                     };
+                    let merged = entry
+                        .keys
+                        .get(key.as_str())
+                        .map_or(imported, |s| s.merge(imported));
                     entry.keys.insert(key.as_str().into(), merged);
                     entry.learning_start =
                         Some(entry.learning_start.map_or(first, |s| s.min(first)));
