@@ -15,7 +15,7 @@ pub mod limits;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use minewatch_guest::{DetectorInfo, Event, Outcome, ValueChange};
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
@@ -268,9 +268,6 @@ impl ComponentDetector {
         baselines: SharedStore,
         limits: GuestLimits,
     ) -> Result<ComponentDetector> {
-        if wasm.is_empty() {
-            bail!("{}", crate::GUEST_BUILD_ERROR);
-        }
         let started = Instant::now();
         let component =
             wt(Component::new(engine, wasm)).context("failed to compile the detector component")?;
