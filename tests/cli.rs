@@ -281,3 +281,67 @@ fn the_example_configs_validate() {
         "minimal, vector, fluent-bit and fluentd configs: {checked}"
     );
 }
+
+/// Runs the bundled sample into `output` and returns (stdout, stderr).
+fn sample_into(output: &str) -> (Vec<u8>, Vec<u8>) {
+    let (dir, mut cmd) = setup();
+    let sample = data("../../examples/data/sample-trail.ndjson.gz");
+    let out = cmd
+        .args(["run", "--memory", "--output", output, "--input"])
+        .args([&sample])
+        .ok(&dir);
+    (out.stdout, out.stderr)
+}
+
+#[test]
+fn alerts_go_to_special_files_that_cannot_sync() {
+    // The kernel refuses fsync on character devices and pipes; writing to them must
+    // still work (benchmarks, shell pipes and systemd units use exactly these).
+    let (stdout, stderr) = sample_into("/dev/null");
+    assert!(stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&stderr).contains("alerts"),
+        "{}",
+        String::from_utf8_lossy(&stderr)
+    );
+
+    // The test harness gives the child a pipe as stdout and stderr.
+    let (stdout, _) = sample_into("/dev/stdout");
+    let piped = alerts(&stdout);
+    assert!(
+        piped.len() >= 5,
+        "{} alerts through /dev/stdout",
+        piped.len()
+    );
+    let (_, stderr) = sample_into("/dev/stderr");
+    let on_stderr = String::from_utf8_lossy(&stderr)
+        .lines()
+        .filter(|l| l.starts_with("{\"detection\""))
+        .count();
+    assert_eq!(on_stderr, piped.len());
+}
+
+#[test]
+fn alerts_go_to_a_fifo() {
+    let (dir, mut cmd) = setup();
+    let fifo = dir.join("alerts.fifo");
+    let status = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success());
+    // A reader on the other end, as a log shipper would be.
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    let sample = data("../../examples/data/sample-trail.ndjson.gz");
+    cmd.args(["run", "--memory", "--output"])
+        .args([&fifo])
+        .args(["--input"])
+        .args([&sample])
+        .ok(&dir);
+    let received = alerts(&reader.join().unwrap());
+    let (stdout, _) = sample_into("-");
+    assert_eq!(received, alerts(&stdout));
+}

@@ -91,10 +91,16 @@ impl AlertSink for StdoutSink {
 }
 
 /// Alerts appended to an NDJSON file, fsynced at every flush.
+///
+/// Special files (`/dev/null`, `/dev/stdout`, a pipe or FIFO, a socket) take the same
+/// lines but are only flushed: the kernel refuses fsync on them, and there is nothing on
+/// disk to make durable.
 pub struct FileSink {
     path: PathBuf,
     out: BufWriter<File>,
     pending: bool,
+    /// Whether the file is a regular file, the only kind fsync applies to.
+    syncs: bool,
 }
 
 impl FileSink {
@@ -112,10 +118,15 @@ impl FileSink {
             .append(true)
             .open(path)
             .with_context(|| format!("failed to open alert output {}", path.display()))?;
+        let syncs = file
+            .metadata()
+            .with_context(|| format!("failed to inspect alert output {}", path.display()))?
+            .is_file();
         Ok(FileSink {
             path: path.to_path_buf(),
             out: BufWriter::new(file),
             pending: false,
+            syncs,
         })
     }
 }
@@ -135,10 +146,12 @@ impl AlertSink for FileSink {
         self.out
             .flush()
             .with_context(|| format!("failed to write {}", self.path.display()))?;
-        self.out
-            .get_ref()
-            .sync_data()
-            .with_context(|| format!("failed to sync {}", self.path.display()))?;
+        if self.syncs {
+            self.out
+                .get_ref()
+                .sync_data()
+                .with_context(|| format!("failed to sync {}", self.path.display()))?;
+        }
         self.pending = false;
         Ok(())
     }
