@@ -6,6 +6,7 @@
 //! only on the sightings before, in order, whatever the batch boundaries
 //! (`tests/fluent_bit.rs` checks it against `minewatch run`).
 
+use std::io::Write;
 use std::path::Path;
 
 use memchr::memmem;
@@ -21,6 +22,13 @@ use crate::settings::PluginSettings;
 pub const ALERTS_FIELD: &str = "minewatch_alerts";
 /// Subscribed records between two prunes of the baselines (the store prunes every 256 commits).
 const PRUNE_EVERY_EVENTS: u32 = 256;
+/// Deepest nesting of objects and arrays parsed; deeper records pass unchanged.
+///
+/// Parsing JSON recurses once per level, and Fluent Bit runs the module in WAMR's
+/// interpreter on a fixed Wasm stack (`Wasm_Stack_Size`), where a trap drops the record.
+/// CloudTrail records nest about 10 levels (a RunInstances with network interfaces and
+/// tags: 9); bounding the depth bounds the stack the module needs whatever the record.
+pub const MAX_DEPTH: usize = 32;
 
 /// The detector with its baselines, for one Fluent Bit filter instance.
 #[derive(Debug)]
@@ -37,6 +45,8 @@ pub struct Filter {
     baseline: MemoryBaseline,
     /// Subscribed records since the last prune.
     since_prune: u32,
+    /// Records passed unchanged because they nest deeper than [`MAX_DEPTH`].
+    too_deep: u64,
 }
 
 impl Filter {
@@ -71,6 +81,7 @@ impl Filter {
             tenant: settings.tenant.clone(),
             baseline: MemoryBaseline::default(),
             since_prune: 0,
+            too_deep: 0,
         })
     }
 
@@ -114,6 +125,17 @@ impl Filter {
         if !self.names.iter().any(|n| n.find(record).is_some())
             && self.escape.find(record).is_none()
         {
+            return false;
+        }
+        if nests_deeper_than(record, MAX_DEPTH) {
+            self.too_deep += 1;
+            if self.too_deep == 1 {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "minewatch-fluent-bit: a record nests deeper than {MAX_DEPTH} levels; \
+                     such records pass unchanged, undetected."
+                );
+            }
             return false;
         }
         let Ok(mut value) = serde_json::from_slice::<Value>(record) else {
@@ -173,6 +195,35 @@ impl Filter {
     }
 }
 
+/// Whether JSON text opens more than `limit` objects or arrays inside each other
+/// (brackets inside strings do not count). A scan, without recursion.
+fn nests_deeper_than(json: &[u8], limit: usize) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +264,31 @@ mod tests {
                 replaced.as_ref().map(|v| &v[ALERTS_FIELD])
             );
         }
+    }
+
+    #[test]
+    fn nesting_is_measured_outside_strings_only() {
+        let nested = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+        assert!(!nests_deeper_than(nested(32).as_bytes(), 32));
+        assert!(nests_deeper_than(nested(33).as_bytes(), 32));
+        let in_string = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(40), "{".repeat(40));
+        assert!(!nests_deeper_than(in_string.as_bytes(), 32));
+        // A CloudTrail launch with instances, network interfaces and tags is far below.
+        let launch = CASE.lines().next().unwrap();
+        assert!(!nests_deeper_than(launch.as_bytes(), 12));
+    }
+
+    #[test]
+    fn a_launch_nested_too_deep_passes_unchanged() {
+        let mut filter = Filter::new(&PluginSettings::default()).unwrap();
+        let mut deep: Value = serde_json::from_str(CASE.lines().last().unwrap()).unwrap();
+        let mut inner = Value::from(1);
+        for _ in 0..MAX_DEPTH {
+            inner = serde_json::json!({ "a": inner });
+        }
+        deep["requestParameters"]["deep"] = inner;
+        let mut out = Vec::new();
+        assert!(!filter.process(deep.to_string().as_bytes(), &mut out));
+        assert_eq!(filter.too_deep, 1);
     }
 }
