@@ -51,6 +51,11 @@ pub struct Config {
     pub max_record_bytes: usize,
     /// Flush pending alerts and baselines after this long without input.
     pub idle_flush_ms: u64,
+    /// `serve`: how long the pipeline waits for another request or chunk (longer while
+    /// one is still being received) before it runs the ones it holds, in the order of
+    /// their earliest event time (senders deliver several at once, out of order); 0 runs
+    /// each on arrival.
+    pub settle_ms: u64,
     /// A field of each input object holding the CloudTrail record (a JSON string such as
     /// Fluent Bit's `log`, or an object); objects without it are read as records.
     pub record_field: Option<String>,
@@ -119,6 +124,7 @@ impl Default for Config {
             batch_events: 512,
             max_record_bytes: 1 << 20,
             idle_flush_ms: 1000,
+            settle_ms: 250,
             record_field: None,
             detector: toml::Table::new(),
             sources: SourcesConfig::default(),

@@ -325,7 +325,12 @@ pub async fn serve_with_reload(
     let mut submitters = HashMap::new();
     let mut workers = Vec::new();
     for (spec, pipeline) in pipelines {
-        let (submitter, worker) = worker::spawn(&spec.name, pipeline, config.queue_batches);
+        let (submitter, worker) = worker::spawn(
+            &spec.name,
+            pipeline,
+            config.queue_batches,
+            std::time::Duration::from_millis(config.settle_ms),
+        );
         submitters.insert(spec.name.clone(), submitter);
         workers.push(worker);
     }

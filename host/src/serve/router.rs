@@ -12,7 +12,7 @@ use std::sync::RwLock;
 
 use serde_json::Value;
 
-use super::worker::{Receipt, Refused, Submitter};
+use super::worker::{Receipt, Receiving, Refused, Submitter};
 use crate::intake::{Location, Prefilter, Skip};
 use crate::tenants::Routes;
 
@@ -87,7 +87,8 @@ impl TenantRouter {
 
     /// Submits records to their tenants and waits until every part is committed.
     /// `pinned` sends them all to one tenant. Skips and prefiltered lines are counted
-    /// by the pinned (or default) tenant.
+    /// by the pinned (or default) tenant. `receiving` is released once every part is
+    /// queued.
     ///
     /// # Errors
     /// A part was refused ([`Refused`]); `pinned` names an unknown tenant.
@@ -97,6 +98,7 @@ impl TenantRouter {
         records: Vec<(Value, Location)>,
         skips: Vec<Skip>,
         filtered: u64,
+        receiving: Receiving,
     ) -> Result<Receipt, Refused> {
         let home = pinned.unwrap_or(&self.routes.default);
         let mut parts: HashMap<&str, Vec<(Value, Location)>> = HashMap::new();
@@ -124,6 +126,7 @@ impl TenantRouter {
             };
             waits.push(submitter.enqueue(records, skips, filtered));
         }
+        drop(receiving);
         let mut total = Receipt::default();
         let mut refusal = None;
         for wait in waits {

@@ -8,8 +8,21 @@
 //! instead of buffering without limit. A hot reload sends the thread a new detector
 //! through the same queue, so it takes over between two jobs and nothing in flight is
 //! lost.
+//!
+//! **Delivery order.** First-seen and rate decisions depend on the order events are
+//! judged in, and senders keep several jobs in flight (Fluent Bit's `out_forward`
+//! sends chunks over several connections, Vector's `http` sink adapts its concurrency),
+//! so jobs arrive out of order. The thread therefore holds the jobs that arrive within
+//! `settle` of each other, or while another is still being received (see
+//! [`Receiving`]), as a group, and runs them in the order of their earliest event time,
+//! each job's records in the order they came: the order `minewatch run` reads the same
+//! trail in. A job that arrives after jobs of later events were judged is
+//! still judged, and its events more than [`LATE_AFTER_MS`] behind them are counted as
+//! late (`minewatch_events_late_total`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -131,37 +144,164 @@ impl Submitter {
     }
 }
 
-/// Starts `tenant`'s pipeline thread with a queue of `queue` jobs. The thread ends when every
-/// [`Submitter`] is dropped, after finishing queued jobs, and returns the run summary.
+/// Requests and chunks that sources have begun to receive and not yet queued.
+static RECEIVING: AtomicUsize = AtomicUsize::new(0);
+
+/// A request or chunk being received (from its first bytes until it is queued, when
+/// this is dropped). While any is, a pipeline holding jobs waits for it (up to
+/// [`MAX_SETTLES`] settle times) before running them, so that what a sender sent
+/// together is put in order, however slowly it arrives.
+/// Process-wide: a job for any tenant counts.
+#[derive(Debug)]
+pub struct Receiving(());
+
+impl Receiving {
+    /// Marks one request or chunk as being received.
+    pub fn start() -> Receiving {
+        RECEIVING.fetch_add(1, Ordering::SeqCst);
+        Receiving(())
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        RECEIVING.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Event-time lag behind the latest event already judged beyond which an event counts
+/// as late: CloudTrail itself delivers events up to about 15 minutes out of order.
+pub const LATE_AFTER_MS: i64 = 15 * 60 * 1000;
+
+/// Starts `tenant`'s pipeline thread with a queue of `queue` jobs, grouping the jobs
+/// that arrive within `settle` of each other or while others are being received (zero:
+/// each job runs on arrival). The thread ends when every [`Submitter`] is
+/// dropped, after finishing queued jobs, and returns the run summary.
 pub fn spawn(
     tenant: &str,
     pipeline: Pipeline,
     queue: usize,
+    settle: Duration,
 ) -> (Submitter, JoinHandle<Result<RunSummary>>) {
-    let (tx, mut rx) = mpsc::channel::<Task>(queue.max(1));
+    let queue = queue.max(1);
+    let (tx, mut rx) = mpsc::channel::<Task>(queue);
     let handle = std::thread::Builder::new()
         .name(format!("minewatch-pipeline-{tenant}"))
         .spawn(move || {
+            let clock = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("a timer for the pipeline thread");
             let mut pipeline = pipeline;
-            while let Some(task) = rx.blocking_recv() {
-                match task {
-                    Task::Work(job) => {
-                        let verdict = process(&mut pipeline, job.records, job.skips, job.filtered);
-                        let _ = job.reply.send(verdict);
+            let mut group = Group::default();
+            loop {
+                let task = if group.jobs.is_empty() || settle.is_zero() {
+                    rx.blocking_recv()
+                } else {
+                    let next = async { tokio::time::timeout(settle, rx.recv()).await };
+                    match clock.block_on(next) {
+                        Ok(task) => task,
+                        // Quiet for `settle`: run, unless a request or chunk is still
+                        // arriving (then wait for it, up to `MAX_SETTLES` settle times).
+                        Err(_quiet) => {
+                            let receiving = RECEIVING.load(Ordering::SeqCst) > 0;
+                            if !receiving || group.waited >= MAX_SETTLES {
+                                group.run(&mut pipeline);
+                            } else {
+                                group.waited += 1;
+                            }
+                            continue;
+                        }
                     }
-                    Task::Swap { detector, reply } => {
+                };
+                match task {
+                    Some(Task::Work(job)) => {
+                        group.jobs.push(job);
+                        if settle.is_zero() || group.jobs.len() >= queue {
+                            group.run(&mut pipeline);
+                        }
+                    }
+                    Some(Task::Swap { detector, reply }) => {
+                        group.run(&mut pipeline);
                         let swapped = pipeline
                             .swap_detector(detector)
                             .map(|()| pipeline.prefilter())
                             .map_err(|e| format!("{e:#}"));
                         let _ = reply.send(swapped);
                     }
+                    None => break,
                 }
             }
+            group.run(&mut pipeline);
             pipeline.finish()
         })
         .expect("spawning the pipeline thread");
     (Submitter { tx }, handle)
+}
+
+/// Settle times a group waits, beyond the first, for requests still being received.
+const MAX_SETTLES: u32 = 8;
+
+/// Jobs that arrived within the settle time of each other, and the latest event time
+/// judged so far (milliseconds).
+#[derive(Default)]
+struct Group {
+    jobs: Vec<Job>,
+    /// Settle times waited for requests still being received.
+    waited: u32,
+    latest_judged: Option<i64>,
+}
+
+impl Group {
+    /// Runs the held jobs in the order of their earliest event time (arrival order
+    /// among equals) and answers each once it is committed.
+    fn run(&mut self, pipeline: &mut Pipeline) {
+        self.waited = 0;
+        let mut jobs: Vec<(i64, usize, Job)> = self
+            .jobs
+            .drain(..)
+            .enumerate()
+            .map(|(arrival, job)| {
+                let earliest = job.records.iter().filter_map(|(r, _)| event_time(r)).min();
+                (earliest.unwrap_or(i64::MIN), arrival, job)
+            })
+            .collect();
+        jobs.sort_by_key(|(earliest, arrival, _)| (*earliest, *arrival));
+        let moved = jobs.iter().enumerate().filter(|(at, j)| j.1 != *at).count();
+        if moved > 0 {
+            metrics::counter!("minewatch_batches_reordered_total").increment(moved as u64);
+        }
+        for (_, _, job) in jobs {
+            self.count_late(&job.records);
+            let verdict = process(pipeline, job.records, job.skips, job.filtered);
+            let _ = job.reply.send(verdict);
+        }
+    }
+
+    /// Counts the records more than [`LATE_AFTER_MS`] behind the latest event judged
+    /// before them, and moves that mark.
+    fn count_late(&mut self, records: &[(Value, Location)]) {
+        let times = records.iter().filter_map(|(r, _)| event_time(r));
+        let mut late = 0;
+        let mut latest = self.latest_judged.unwrap_or(i64::MIN);
+        let mark = latest.saturating_sub(LATE_AFTER_MS);
+        for time in times {
+            late += u64::from(time < mark);
+            latest = latest.max(time);
+        }
+        self.latest_judged = Some(latest);
+        if late > 0 {
+            metrics::counter!("minewatch_events_late_total").increment(late);
+        }
+    }
+}
+
+/// A record's `eventTime` in milliseconds, when it has a readable one.
+fn event_time(record: &Value) -> Option<i64> {
+    record
+        .get("eventTime")
+        .and_then(Value::as_str)
+        .and_then(minewatch_guest::time::parse_event_time)
 }
 
 fn process(

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,7 +31,7 @@ use tower_http::decompression::RequestDecompressionLayer;
 use super::Collected;
 use crate::intake::{ReadOptions, read_stream};
 use crate::serve::router::TenantRouter;
-use crate::serve::worker::Refused;
+use crate::serve::worker::{Receiving, Refused};
 
 /// Settings of the HTTP source.
 #[derive(Debug, Clone, Deserialize)]
@@ -74,13 +74,11 @@ pub struct HttpState {
 
 /// The routes of the HTTP source.
 pub fn router(state: Arc<HttpState>) -> Router {
-    let limit = state.config.max_body_bytes;
     Router::new()
         .route("/events", post(events))
         .route("/tenants/{tenant}/events", post(tenant_events))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
-        .layer(DefaultBodyLimit::max(limit))
         .layer(RequestDecompressionLayer::new())
         .with_state(state)
 }
@@ -96,7 +94,7 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
         .is_some_and(|given| given == token)
 }
 
-async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
     answer(&state, None, &headers, body).await
 }
 
@@ -104,25 +102,32 @@ async fn tenant_events(
     State(state): State<Arc<HttpState>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     answer(&state, Some(&tenant), &headers, body).await
 }
 
+/// Reads the body (decompressed, within `max_body_bytes`) and ingests it; the request
+/// counts as being received (see [`Receiving`]) from its headers until it is queued.
 async fn answer(
     state: &Arc<HttpState>,
     tenant: Option<&str>,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let started = Instant::now();
+    let receiving = Receiving::start();
+    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return body_error(&error),
+    };
     let response = match tenant {
         Some(name) if !state.router.has(name) => reply(
             StatusCode::NOT_FOUND,
             json!({"error": format!("no tenant named {name:?}")}),
             None,
         ),
-        _ => ingest(state, tenant, headers, body).await,
+        _ => ingest(state, tenant, headers, body, receiving).await,
     };
     let status = response.status().as_u16().to_string();
     metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
@@ -137,6 +142,7 @@ async fn ingest(
     tenant: Option<&str>,
     headers: &HeaderMap,
     body: Bytes,
+    receiving: Receiving,
 ) -> Response {
     if !authorized(state, headers) {
         return reply(
@@ -200,6 +206,7 @@ async fn ingest(
             collected.records,
             collected.skips,
             collected.filtered,
+            receiving,
         )
         .await;
     let retry = Some(state.config.retry_after_secs);
@@ -226,6 +233,19 @@ async fn ingest(
             retry,
         ),
     }
+}
+
+/// The answer to a body that could not be read: 413 past `max_body_bytes` (after
+/// decompression), 400 when it does not decompress or arrives broken.
+fn body_error(error: &axum::Error) -> Response {
+    let too_large = std::error::Error::source(error)
+        .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+    let (status, what) = if too_large {
+        (StatusCode::PAYLOAD_TOO_LARGE, "body over max_body_bytes")
+    } else {
+        (StatusCode::BAD_REQUEST, "failed to read the body")
+    };
+    reply(status, json!({"error": format!("{what}: {error}")}), None)
 }
 
 fn reply(status: StatusCode, body: serde_json::Value, retry_after: Option<u32>) -> Response {

@@ -61,6 +61,7 @@ impl fluent::ForwardHandler for ForwardIntake {
     fn handle(
         &self,
         batch: fluent::ForwardBatch,
+        receiving: crate::serve::worker::Receiving,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), fluent::Refusal>> + Send + '_>>
     {
         Box::pin(async move {
@@ -89,6 +90,7 @@ impl fluent::ForwardHandler for ForwardIntake {
                     collected.records,
                     collected.skips,
                     collected.filtered,
+                    receiving,
                 )
                 .await
             {

@@ -45,6 +45,8 @@ use std::pin::Pin;
 
 pub use server::serve;
 
+use crate::serve::worker::Receiving;
+
 /// What the server hands to the pipeline: one decoded chunk of events for one tag.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardBatch {
@@ -98,9 +100,12 @@ impl fmt::Display for Refusal {
 /// Receives decoded batches; the server acks a chunk only after `handle` returns `Ok`.
 pub trait ForwardHandler: Send + Sync + 'static {
     /// Takes one batch; messages of one connection are handed over one at a time, in order.
+    /// `receiving` marks the chunk as on its way since its first bytes; drop it once the
+    /// batch is queued (or refused).
     fn handle(
         &self,
         batch: ForwardBatch,
+        receiving: Receiving,
     ) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + '_>>;
 }
 

@@ -15,6 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+
+use crate::serve::worker::Receiving;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -182,6 +184,7 @@ async fn connection(
         buf: BytesMut::new(),
         scanner: FrameScanner::default(),
         warned_signal: false,
+        receiving: None,
     };
     match connection.run(stopped).await {
         Ok(()) => debug!(peer = %peer, "Closed a Forward connection."),
@@ -245,6 +248,8 @@ struct Connection {
     buf: BytesMut,
     scanner: FrameScanner,
     warned_signal: bool,
+    /// Held while part of a message is buffered, until its batch is queued.
+    receiving: Option<Receiving>,
 }
 
 impl Connection {
@@ -264,9 +269,13 @@ impl Connection {
                 .map_err(Close::Protocol)?;
             if let Some(len) = scanned {
                 let frame = self.buf.split_to(len).freeze();
+                let receiving = self.receiving.take().unwrap_or_else(Receiving::start);
+                if !self.buf.is_empty() {
+                    self.receiving = Some(Receiving::start());
+                }
                 match nonce.take() {
                     Some(nonce) => self.authenticate(&frame, &nonce).await?,
-                    None => self.handle_message(frame).await?,
+                    None => self.handle_message(frame, receiving).await?,
                 }
                 continue;
             }
@@ -284,7 +293,11 @@ impl Connection {
                     Ok(Err(error)) => return Err(Close::Io(error)),
                     Ok(Ok(0)) if self.buf.is_empty() => return Ok(()),
                     Ok(Ok(0)) => return Err(Close::Truncated { buffered: self.buf.len() }),
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => {
+                        if self.receiving.is_none() {
+                            self.receiving = Some(Receiving::start());
+                        }
+                    }
                 },
             }
         }
@@ -316,7 +329,7 @@ impl Connection {
     }
 
     /// Decodes one event message, hands it to the handler and acks it when accepted.
-    async fn handle_message(&mut self, frame: Bytes) -> Result<(), Close> {
+    async fn handle_message(&mut self, frame: Bytes, receiving: Receiving) -> Result<(), Close> {
         let limits = Limits {
             max_decompressed_bytes: self.config.max_decompressed_bytes,
         };
@@ -357,7 +370,7 @@ impl Connection {
         }
         let tag = chunk.batch.tag.clone();
         let records = chunk.batch.records.len();
-        match self.handler.handle(chunk.batch).await {
+        match self.handler.handle(chunk.batch, receiving).await {
             Ok(()) => self.send_ack(chunk.ack).await,
             Err(refusal) => {
                 match (&refusal, chunk.ack.is_some()) {

@@ -39,6 +39,7 @@ impl ForwardHandler for Collector {
     fn handle(
         &self,
         batch: ForwardBatch,
+        _receiving: crate::serve::worker::Receiving,
     ) -> Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send + '_>> {
         Box::pin(async move {
             let verdict = (self.decide)(&batch);
