@@ -36,13 +36,22 @@ fn repo() -> PathBuf {
 /// The compiled plugin, built once per test process.
 fn plugin_module() -> &'static (Engine, Module) {
     static MODULE: OnceLock<Result<(Engine, Module), String>> = OnceLock::new();
-    match MODULE.get_or_init(build) {
+    match MODULE.get_or_init(|| load(plugin_wasm())) {
         Ok(module) => module,
         Err(error) => panic!("{error}"),
     }
 }
 
-fn build() -> Result<(Engine, Module), String> {
+/// The plugin's `.wasm` file, built once per test process.
+pub fn plugin_wasm() -> &'static Path {
+    static WASM: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match WASM.get_or_init(build) {
+        Ok(wasm) => wasm,
+        Err(error) => panic!("{error}"),
+    }
+}
+
+fn build() -> Result<PathBuf, String> {
     let target_dir = repo().join("target/fluent-bit-plugin");
     let mut cargo = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     cargo
@@ -71,12 +80,15 @@ fn build() -> Result<(Engine, Module), String> {
             String::from_utf8_lossy(&out.stderr)
         ));
     }
-    let wasm = target_dir.join("wasm32-wasip1/guest/minewatch_fluent_bit.wasm");
+    Ok(target_dir.join("wasm32-wasip1/guest/minewatch_fluent_bit.wasm"))
+}
+
+fn load(wasm: &Path) -> Result<(Engine, Module), String> {
     // Fluent Bit's WAMR runs the module without SIMD; so must this engine.
     let mut config = Config::new();
     config.wasm_simd(false).wasm_relaxed_simd(false);
     let engine = Engine::new(&config).map_err(|e| format!("{e:#}"))?;
-    let module = Module::from_file(&engine, &wasm)
+    let module = Module::from_file(&engine, wasm)
         .map_err(|e| format!("{} does not load without SIMD: {e:#}", wasm.display()))?;
     Ok((engine, module))
 }

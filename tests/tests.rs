@@ -19,6 +19,8 @@ mod fleet;
 mod fluent_bit;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
+/// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
+mod peers;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
 /// Durable baselines: restarts and kill -9.
