@@ -20,6 +20,8 @@
 //! - [`tenants`]: tenants, their limits and routing.
 //! - [`dead_letter`]: the file of batches a detector was stopped on.
 //! - [`summary`]: counts and the skip log.
+//! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`).
+//! - [`progress`]: the progress bar of one-shot runs over files.
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.
@@ -69,6 +71,8 @@ pub mod config;
 pub mod dead_letter;
 pub mod intake;
 pub mod pipeline;
+pub mod progress;
+pub mod replay;
 pub mod runtime;
 pub mod scenario;
 pub mod serve;

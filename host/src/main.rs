@@ -11,12 +11,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use minewatch::config::{Config, EngineKind, StoreBackend};
-use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
+use minewatch::replay;
 use minewatch::runtime::Engines;
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
@@ -34,7 +33,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINEWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| minewatch::progress::LogWriter)
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -78,8 +77,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     args.passthrough,
                 )];
             }
-            let summary = process(&config, &args.input, false)?;
-            Ok(exit_code(&summary))
+            let pipeline = serve::build_pipeline(&config, false)?;
+            let driven = replay::drive(&config, replay::inputs(&args.input), pipeline, None)?;
+            eprint!("{}", driven.summary);
+            Ok(exit_code(&driven.summary))
         }
         Command::Serve(args) => {
             let mut config = resolve(&args.detector)?;
@@ -135,8 +136,10 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Baseline(BaselineCommand::Build(args)) => {
             let mut config = resolve(&args.detector)?;
             config.outputs.clear();
-            let summary = process(&config, &args.input, true)?;
-            Ok(exit_code(&summary))
+            let pipeline = serve::build_pipeline(&config, true)?;
+            let driven = replay::drive(&config, replay::inputs(&args.input), pipeline, None)?;
+            eprint!("{}", driven.summary);
+            Ok(exit_code(&driven.summary))
         }
         Command::Baseline(BaselineCommand::Show(args)) => {
             show(&state_dir(args.state), args.json, args.keys)
@@ -228,36 +231,6 @@ fn apply_flags(config: &mut Config, args: &DetectorArgs) {
     if let Some(field) = &args.record_field {
         config.record_field = Some(field.clone());
     }
-}
-
-/// Runs the inputs through a pipeline to the sinks (or learning only) and prints the summary.
-fn process(config: &Config, inputs: &[String], learn_only: bool) -> Result<RunSummary> {
-    let mut pipeline = serve::build_pipeline(config, learn_only)?;
-    let inputs: Vec<Input> = if inputs.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        inputs.iter().map(|i| Input::from(i.as_str())).collect()
-    };
-    let read = ReadOptions {
-        max_record_bytes: config.max_record_bytes,
-    };
-    let (rx, reader) = spawn_reader(
-        inputs,
-        read,
-        config.record_field.clone(),
-        pipeline.prefilter(),
-    );
-    drain(
-        rx,
-        Duration::from_millis(config.idle_flush_ms),
-        &mut pipeline,
-    )?;
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
-    let summary = pipeline.finish()?;
-    eprint!("{summary}");
-    Ok(summary)
 }
 
 fn exit_code(summary: &RunSummary) -> ExitCode {
