@@ -22,6 +22,7 @@
 //! - [`summary`]: counts and the skip log.
 //! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`).
 //! - [`progress`]: the progress bar of one-shot runs over files.
+//! - [`report`]: what a replay learned (the baseline tap).
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.
@@ -73,6 +74,7 @@ pub mod intake;
 pub mod pipeline;
 pub mod progress;
 pub mod replay;
+pub mod report;
 pub mod runtime;
 pub mod scenario;
 pub mod serve;

@@ -23,7 +23,7 @@ use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::store::redis::{RedisConfig, RedisStore};
-use minewatch::summary::RunSummary;
+use minewatch::summary::{LearnedSummary, RunSummary};
 use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
 use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat};
@@ -136,10 +136,20 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Baseline(BaselineCommand::Build(args)) => {
             let mut config = resolve(&args.detector)?;
             config.outputs.clear();
-            let pipeline = serve::build_pipeline(&config, true)?;
-            let driven = replay::drive(&config, replay::inputs(&args.input), pipeline, None)?;
-            eprint!("{}", driven.summary);
-            Ok(exit_code(&driven.summary))
+            let request = replay::TapRequest {
+                learn_only: true,
+                ..replay::TapRequest::default()
+            };
+            let tapped = replay::replay_tapped(&config, replay::inputs(&args.input), request)?;
+            let summary = tapped.driven.summary;
+            eprint!(
+                "{}",
+                LearnedSummary {
+                    summary: &summary,
+                    learned: &tapped.log
+                }
+            );
+            Ok(exit_code(&summary))
         }
         Command::Baseline(BaselineCommand::Show(args)) => {
             show(&state_dir(args.state), args.json, args.keys)
