@@ -20,9 +20,9 @@
 //! - [`tenants`]: tenants, their limits and routing.
 //! - [`dead_letter`]: the file of batches a detector was stopped on.
 //! - [`summary`]: counts and the skip log.
-//! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`).
+//! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`, `report`).
 //! - [`progress`]: the progress bar of one-shot runs over files.
-//! - [`report`]: what a replay learned (the baseline tap).
+//! - [`report`]: the backtest report (HTML with charts, or JSON).
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.

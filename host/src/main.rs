@@ -16,6 +16,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use minewatch::config::{Config, EngineKind, StoreBackend};
 use minewatch::replay;
+use minewatch::report::ReportOptions;
 use minewatch::runtime::Engines;
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
@@ -78,7 +79,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 )];
             }
             let pipeline = serve::build_pipeline(&config, false)?;
-            let driven = replay::drive(&config, replay::inputs(&args.input), pipeline, None)?;
+            let driven =
+                replay::drive(&config, replay::inputs(&args.inputs.input), pipeline, None)?;
             eprint!("{}", driven.summary);
             Ok(exit_code(&driven.summary))
         }
@@ -198,6 +200,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Detections(args) => detections(args.component.as_deref(), args.json),
         Command::Validate(args) => validate(&args.config),
         Command::Generate(args) => generate(args),
+        Command::Report(args) => {
+            let config = resolve(&args.detector)?;
+            let options = ReportOptions {
+                top_principals: args.top_principals,
+            };
+            let report = minewatch::report::backtest(&config, &args.inputs.input, options)?;
+            eprint!("{}", report.summary);
+            let output = args.output.as_deref().unwrap_or("-");
+            report.write(output, args.json)?;
+            if output != "-" {
+                eprintln!(
+                    "minewatch: wrote the report to {output}: {} alerts, {} of {} principals with launches charted",
+                    report.alerts.len(),
+                    report.rates.charts.len(),
+                    report.rates.principals_with_launches
+                );
+            }
+            Ok(exit_code(&report.summary))
+        }
     }
 }
 
