@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use scraper::{ElementRef, Html, Selector};
 use serde_json::Value;
 
-use crate::util::{Dir, alerts, command, generate_scenario, setup};
+use crate::util::{Dir, alerts, command, generate_scenario, setup_in};
 
 fn select(selector: &str) -> Selector {
     Selector::parse(selector).unwrap()
@@ -41,7 +41,18 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let (dir, _) = setup();
+        // Under the target directory, the previous run's fixture removed first.
+        let parent = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report");
+        for old in std::fs::read_dir(&parent).into_iter().flatten().flatten() {
+            if old
+                .file_name()
+                .to_string_lossy()
+                .starts_with("minewatch-test-")
+            {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        let (dir, _) = setup_in(&parent);
         generate_scenario(&dir, 7, "trail.ndjson");
         let out = command(&dir)
             .args(["run", "--memory", "--input", "trail.ndjson"])
