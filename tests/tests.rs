@@ -23,6 +23,9 @@ mod node_host;
 mod peers;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
+/// The backtest report: its facts, its HTML, the page in a real headless Chromium; the
+/// wording of `baseline build` and of alert messages.
+mod report;
 /// Durable baselines: restarts and kill -9.
 mod restart;
 /// Focused behaviour of each rule and setting.

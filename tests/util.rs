@@ -58,6 +58,21 @@ pub fn setup() -> (Dir, TestCommand) {
     (dir, cmd)
 }
 
+/// Like [`setup`], with the directory inside `parent` (for fixtures a test file keeps
+/// for all its tests in a `static`, which is never dropped: under the target directory
+/// rather than in /tmp).
+pub fn setup_in(parent: &Path) -> (Dir, TestCommand) {
+    std::fs::create_dir_all(parent).unwrap();
+    let dir = Dir {
+        tmp: tempfile::Builder::new()
+            .prefix("minewatch-test-")
+            .tempdir_in(parent)
+            .unwrap(),
+    };
+    let cmd = command(&dir);
+    (dir, cmd)
+}
+
 /// Builds a component crate of this repository (`crate_path` from the repository root,
 /// with its own lock file) for `wasm32-wasip2`, in release, in its own target directory
 /// under cargo's per-target temporary directory, and returns the path of `artifact`

@@ -52,6 +52,18 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write a realistic CloudTrail scenario (weeks of activity plus incidents).
     Generate(GenerateArgs),
+    /// Replay inputs like `run` and write a backtest report: one HTML page with the
+    /// alerts, launch-rate charts with both rules' thresholds, and the first-seen sets.
+    Report(ReportArgs),
+}
+
+/// The inputs of commands that replay records.
+#[derive(Debug, Clone, Args)]
+pub struct InputArgs {
+    /// Input file or directory (recursively: .json, .json.gz, .ndjson, .jsonl, .log), or - for stdin.
+    /// Repeatable; stdin when absent.
+    #[arg(long, short, value_name = "PATH")]
+    pub input: Vec<String>,
 }
 
 /// Options shared by commands that run the detector.
@@ -88,10 +100,9 @@ pub struct DetectorArgs {
 /// `minewatch run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Input file or directory (recursively: .json, .json.gz, .ndjson, .jsonl, .log), or - for stdin.
-    /// Repeatable; stdin when absent.
-    #[arg(long, short, value_name = "PATH")]
-    pub input: Vec<String>,
+    /// Inputs.
+    #[command(flatten)]
+    pub inputs: InputArgs,
     /// Alert output file (NDJSON, appended), or - for stdout [default: -].
     #[arg(long, short, value_name = "PATH")]
     pub output: Option<String>,
@@ -126,6 +137,27 @@ pub struct ServeArgs {
     /// Outputs given with --output write every event with its alerts attached.
     #[arg(long)]
     pub passthrough: bool,
+    /// Detector and baseline options.
+    #[command(flatten)]
+    pub detector: DetectorArgs,
+}
+
+/// `minewatch report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Inputs.
+    #[command(flatten)]
+    pub inputs: InputArgs,
+    /// Report file (HTML, or JSON with --json), or - for stdout [default: -].
+    #[arg(long, short, value_name = "PATH")]
+    pub output: Option<String>,
+    /// Write the report's facts as JSON instead of the HTML page.
+    #[arg(long)]
+    pub json: bool,
+    /// Chart the launches of this many principals with the most launches, besides every
+    /// principal with an alert.
+    #[arg(long, value_name = "N", default_value_t = minewatch::report::DEFAULT_TOP_PRINCIPALS)]
+    pub top_principals: usize,
     /// Detector and baseline options.
     #[command(flatten)]
     pub detector: DetectorArgs,

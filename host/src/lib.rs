@@ -20,6 +20,9 @@
 //! - [`tenants`]: tenants, their limits and routing.
 //! - [`dead_letter`]: the file of batches a detector was stopped on.
 //! - [`summary`]: counts and the skip log.
+//! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`, `report`).
+//! - [`progress`]: the progress bar of one-shot runs over files.
+//! - [`report`]: the backtest report (HTML with charts, or JSON).
 //! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.
@@ -69,6 +72,9 @@ pub mod config;
 pub mod dead_letter;
 pub mod intake;
 pub mod pipeline;
+pub mod progress;
+pub mod replay;
+pub mod report;
 pub mod runtime;
 pub mod scenario;
 pub mod serve;

@@ -11,12 +11,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Parser;
 use minewatch::config::{Config, EngineKind, StoreBackend};
-use minewatch::intake::{Input, ReadOptions, drain, spawn_reader};
+use minewatch::replay;
+use minewatch::report::ReportOptions;
 use minewatch::runtime::Engines;
 use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
@@ -24,7 +24,7 @@ use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::store::redis::{RedisConfig, RedisStore};
-use minewatch::summary::RunSummary;
+use minewatch::summary::{LearnedSummary, RunSummary};
 use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
 use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat};
@@ -34,7 +34,7 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINEWATCH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(|| minewatch::progress::LogWriter)
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
@@ -78,8 +78,11 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     args.passthrough,
                 )];
             }
-            let summary = process(&config, &args.input, false)?;
-            Ok(exit_code(&summary))
+            let pipeline = serve::build_pipeline(&config, false)?;
+            let driven =
+                replay::drive(&config, replay::inputs(&args.inputs.input), pipeline, None)?;
+            eprint!("{}", driven.summary);
+            Ok(exit_code(&driven.summary))
         }
         Command::Serve(args) => {
             let mut config = resolve(&args.detector)?;
@@ -135,7 +138,19 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Baseline(BaselineCommand::Build(args)) => {
             let mut config = resolve(&args.detector)?;
             config.outputs.clear();
-            let summary = process(&config, &args.input, true)?;
+            let request = replay::TapRequest {
+                learn_only: true,
+                ..replay::TapRequest::default()
+            };
+            let tapped = replay::replay_tapped(&config, replay::inputs(&args.input), request)?;
+            let summary = tapped.driven.summary;
+            eprint!(
+                "{}",
+                LearnedSummary {
+                    summary: &summary,
+                    learned: &tapped.log
+                }
+            );
             Ok(exit_code(&summary))
         }
         Command::Baseline(BaselineCommand::Show(args)) => {
@@ -185,6 +200,25 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         Command::Detections(args) => detections(args.component.as_deref(), args.json),
         Command::Validate(args) => validate(&args.config),
         Command::Generate(args) => generate(args),
+        Command::Report(args) => {
+            let config = resolve(&args.detector)?;
+            let options = ReportOptions {
+                top_principals: args.top_principals,
+            };
+            let report = minewatch::report::backtest(&config, &args.inputs.input, options)?;
+            eprint!("{}", report.summary);
+            let output = args.output.as_deref().unwrap_or("-");
+            report.write(output, args.json)?;
+            if output != "-" {
+                eprintln!(
+                    "minewatch: wrote the report to {output}: {} alerts, {} of {} principals with launches charted",
+                    report.alerts.len(),
+                    report.rates.charts.len(),
+                    report.rates.principals_with_launches
+                );
+            }
+            Ok(exit_code(&report.summary))
+        }
     }
 }
 
@@ -228,36 +262,6 @@ fn apply_flags(config: &mut Config, args: &DetectorArgs) {
     if let Some(field) = &args.record_field {
         config.record_field = Some(field.clone());
     }
-}
-
-/// Runs the inputs through a pipeline to the sinks (or learning only) and prints the summary.
-fn process(config: &Config, inputs: &[String], learn_only: bool) -> Result<RunSummary> {
-    let mut pipeline = serve::build_pipeline(config, learn_only)?;
-    let inputs: Vec<Input> = if inputs.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        inputs.iter().map(|i| Input::from(i.as_str())).collect()
-    };
-    let read = ReadOptions {
-        max_record_bytes: config.max_record_bytes,
-    };
-    let (rx, reader) = spawn_reader(
-        inputs,
-        read,
-        config.record_field.clone(),
-        pipeline.prefilter(),
-    );
-    drain(
-        rx,
-        Duration::from_millis(config.idle_flush_ms),
-        &mut pipeline,
-    )?;
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the input reader thread panicked"))?;
-    let summary = pipeline.finish()?;
-    eprint!("{summary}");
-    Ok(summary)
 }
 
 fn exit_code(summary: &RunSummary) -> ExitCode {

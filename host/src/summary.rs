@@ -114,3 +114,62 @@ impl fmt::Display for RunSummary {
         Ok(())
     }
 }
+
+/// The end-of-run summary of a learn-only run (`baseline build`): what the baselines
+/// learned, and the alerts that would have fired had the run been live (none was sent).
+#[derive(Debug, Clone, Copy)]
+pub struct LearnedSummary<'a> {
+    /// The run's counts.
+    pub summary: &'a RunSummary,
+    /// What the detector taught the baselines, as the store's tap saw it.
+    pub learned: &'a crate::report::tap::TapLog,
+}
+
+impl fmt::Display for LearnedSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.summary;
+        writeln!(
+            f,
+            "minewatch: learned from {} records: {} for the detector ({} failed calls, not learned), {} not subscribed, {} skipped",
+            s.records,
+            s.processed,
+            s.failed_calls,
+            s.unsubscribed,
+            s.total_skipped()
+        )?;
+        for (set, learning) in &self.learned.sets {
+            writeln!(
+                f,
+                "  learned {set}: {} new keys, {} known now ({} sightings), learning since {}",
+                learning.new_keys,
+                learning.keys_before + learning.new_keys,
+                learning.sightings,
+                minewatch_guest::time::format_date(learning.learning_start)
+            )?;
+        }
+        let principals = self.learned.principals.len();
+        if self.learned.launches_counted > 0 {
+            writeln!(
+                f,
+                "  learned launch rates: {} launches of {principals} principals in {} new windows",
+                self.learned.launches_counted, self.learned.windows_started
+            )?;
+        }
+        for (reason, n) in &s.skipped {
+            writeln!(f, "  skipped {reason}: {n}")?;
+        }
+        if s.alerts.is_empty() {
+            writeln!(f, "  would have fired: nothing")?;
+        }
+        for (detection, n) in &s.alerts {
+            writeln!(
+                f,
+                "  would have fired {detection}: {n} (learning only: not sent)"
+            )?;
+        }
+        if s.unreadable_inputs > 0 {
+            writeln!(f, "  unreadable inputs: {}", s.unreadable_inputs)?;
+        }
+        Ok(())
+    }
+}

@@ -57,8 +57,9 @@ impl History {
         }
     }
 
-    /// Removes one window with `count`, if present (the window being judged).
-    fn without(mut histogram: Vec<(u64, u64)>, count: u64) -> History {
+    /// Summarises a histogram without one window with `count`, if present (the window
+    /// being judged).
+    pub fn without(mut histogram: Vec<(u64, u64)>, count: u64) -> History {
         if let Some(slot) = histogram.iter_mut().find(|(v, _)| *v == count) {
             slot.1 -= 1;
         }
@@ -93,7 +94,10 @@ impl History {
             (
                 p,
                 q as f64,
-                format!("empirical distribution of {} windows", self.windows),
+                format!(
+                    "from the empirical distribution of {} windows",
+                    self.windows
+                ),
             )
         } else {
             let excess_mean = self.mean - 1.0;
@@ -102,7 +106,7 @@ impl History {
                 return (
                     p,
                     1.0,
-                    format!("every one of {} windows had 1 launch", self.windows),
+                    format!("as every one of {} windows had 1 launch", self.windows),
                 );
             }
             let p = (-((count as f64) - 1.0) / excess_mean).exp();
@@ -111,7 +115,7 @@ impl History {
                 p,
                 threshold,
                 format!(
-                    "exponential fit (mean {:.2}) on {} windows",
+                    "from an exponential fit (mean {:.2}) on {} windows",
                     self.mean, self.windows
                 ),
             )
@@ -256,11 +260,12 @@ pub fn check<B: Baseline + ?Sized>(
             && first_in_window(baseline, scope, LAUNCH_SPIKE, window, principal, event.time)
         {
             let method = format!(
-                "mean {:.2} + {} x stdev {:.2} over {} windows of {} days",
+                "mean {:.2} + {} x stdev {:.2} of {} windows in the last {} days",
                 history.mean, spike.k, history.stdev, history.windows, spike.history_days
             );
             alerts.push(rate_alert(
                 LAUNCH_SPIKE,
+                rate.window_minutes,
                 event,
                 event_index,
                 principal,
@@ -293,12 +298,18 @@ pub fn check<B: Baseline + ?Sized>(
                 event.time,
             )
         {
+            let shown = if p == 0.0 {
+                "0".to_string()
+            } else {
+                format!("{p:.2e}")
+            };
             let method = format!(
-                "P(count >= {count}) = {p:.2e} < {} under the {method} of {} days",
+                "P(count >= {count}) = {shown} < {} over the last {} days, {method}",
                 density.tail_probability, density.history_days
             );
             alerts.push(rate_alert(
                 LAUNCH_SPIKE_DENSITY,
+                rate.window_minutes,
                 event,
                 event_index,
                 principal,
@@ -331,6 +342,7 @@ fn first_in_window<B: Baseline + ?Sized>(
 #[allow(clippy::too_many_arguments)]
 fn rate_alert(
     slug: &str,
+    window_minutes: u32,
     event: &EventView,
     event_index: u32,
     principal: &str,
@@ -347,7 +359,7 @@ fn rate_alert(
         event_index,
         key: principal.to_string(),
         message: format!(
-            "{principal} made {count} {noun} in the window from {}, above the threshold {threshold:.2} ({method}).",
+            "{principal} made {count} {noun} in the {window_minutes}-minute window from {}, above the threshold of {threshold:.2} ({method}).",
             format_time(window)
         ),
         time: event.time,
@@ -404,7 +416,7 @@ mod tests {
         let (p, q, method) = h.tail(9, 0.0005, 2000);
         assert_eq!(p, 10.0 / 10_000.0);
         assert_eq!(q, 9.0);
-        assert!(method.starts_with("empirical"));
+        assert!(method.starts_with("from the empirical"));
         let (p10, ..) = h.tail(10, 0.0005, 2000);
         assert_eq!(p10, 0.0);
     }

@@ -7,6 +7,7 @@
 //! but never alert.
 
 use crate::baseline::Baseline;
+use crate::catalog::{UNSEEN_AMI, UNSEEN_INSTANCE_TYPE, UNSEEN_REGION, UNSEEN_USER};
 use crate::cloudtrail::EventView;
 use crate::model::{Alert, DAY_MS, Evidence, UnseenEvidence};
 use crate::settings::UnseenSettings;
@@ -72,6 +73,58 @@ impl UnseenRule<'_> {
         alerts
     }
 
+    /// One sentence per detection: who did what with which new value, and what the
+    /// baseline knew.
+    fn message(&self, event: &EventView, key: &str, seen: &crate::baseline::Observed) -> String {
+        let who = event.principal.as_deref().unwrap_or("An unknown principal");
+        let instances = match event.summary.instance_ids.len() {
+            0 | 1 => "an instance".to_string(),
+            n => format!("{n} instances"),
+        };
+        let verb = if event.summary.event_name == "StartInstances" {
+            "started"
+        } else {
+            "launched"
+        };
+        let novelty = match seen.previous {
+            Some(p) => format!(
+                "not used since {} (forgotten after {} days)",
+                format_date(p.last_seen),
+                self.settings.forget_days
+            ),
+            None => "never used before".to_string(),
+        };
+        let known = match seen.set_size {
+            1 => format!("1 known {}", self.noun),
+            n => format!("{n} known {}s", self.noun),
+        };
+        let baseline = format!(
+            "{known}, learning since {}",
+            format_date(seen.learning_start)
+        );
+        match self.slug {
+            UNSEEN_REGION => {
+                format!("{who} {verb} {instances} in region {key}, {novelty} ({baseline}).")
+            }
+            UNSEEN_AMI => {
+                format!("{who} {verb} {instances} from AMI {key}, an image {novelty} ({baseline}).")
+            }
+            UNSEEN_INSTANCE_TYPE => format!(
+                "{who} {verb} {instances} of type {key}, an instance type {novelty} ({baseline})."
+            ),
+            UNSEEN_USER => match seen.previous {
+                Some(_) => format!(
+                    "{key} {verb} {instances}, its first launch in a long time: {novelty} ({baseline})."
+                ),
+                None => format!("{key} {verb} {instances} for the first time ({baseline})."),
+            },
+            _ => format!(
+                "{who} {verb} {instances} with {} {key}, {novelty} ({baseline}).",
+                self.noun
+            ),
+        }
+    }
+
     /// The alert for one observation, if it is new, past learning and not allowlisted.
     fn judge(
         &self,
@@ -90,27 +143,11 @@ impl UnseenRule<'_> {
         if !(seen.is_new && learned) || allowed {
             return None;
         }
-        let who = event.principal.as_deref().unwrap_or("an unknown principal");
-        let history = match seen.previous {
-            Some(p) => format!(
-                "last seen {} and forgotten after {} days",
-                format_date(p.last_seen),
-                self.settings.forget_days
-            ),
-            None => "never seen before".to_string(),
-        };
         Some(Alert {
             detection: self.slug.to_string(),
             event_index,
             key: key.to_string(),
-            message: format!(
-                "{} by {who} with {} {key}, {history} ({} {}s known, learning since {}).",
-                event.summary.event_name,
-                self.noun,
-                seen.set_size,
-                self.noun,
-                format_date(seen.learning_start),
-            ),
+            message: self.message(event, key, &seen),
             time: event.time,
             event: event.summary.clone(),
             evidence: Evidence::Unseen(UnseenEvidence {

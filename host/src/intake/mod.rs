@@ -16,6 +16,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
@@ -183,6 +184,26 @@ fn delivery_stamp(path: &Path) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Bytes read from input files by this process, as stored on disk (before gunzip).
+static FILE_BYTES_READ: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes read from input files so far by this process (compressed bytes for gzip
+/// files); progress bars compare it with the inputs' total size.
+pub fn file_bytes_read() -> u64 {
+    FILE_BYTES_READ.load(Ordering::Relaxed)
+}
+
+/// A file that adds what is read from it to [`FILE_BYTES_READ`].
+struct Counted(File);
+
+impl io::Read for Counted {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        FILE_BYTES_READ.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
 /// Reads one file (gzip or not) into the visitor.
 ///
 /// # Errors
@@ -192,7 +213,7 @@ pub fn read_file(path: &Path, options: ReadOptions, visitor: &mut dyn Visitor) -
         File::open(path).with_context(|| format!("failed to open input {}", path.display()))?;
     let source: Arc<str> = path.display().to_string().into();
     read_stream(
-        BufReader::with_capacity(1 << 16, file),
+        BufReader::with_capacity(1 << 16, Counted(file)),
         source,
         options,
         visitor,
