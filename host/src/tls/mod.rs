@@ -5,7 +5,7 @@
 //!   (rustls over the blocking socket) verify the receiver against the system trust
 //!   store, or against `ca_file` alone when it is set, and can present a client
 //!   certificate (`tls_cert`, `tls_key`).
-//! - `server` (next): the listeners' side. The HTTP and Forward sources with `tls_cert` and
+//! - [`server`]: the listeners' side. The HTTP and Forward sources with `tls_cert` and
 //!   `tls_key` speak TLS only; with `tls_client_ca` they require client certificates
 //!   signed by it. The files are read again on reload (SIGHUP), and a client whose
 //!   handshake fails is logged, counted in `minewatch_tls_handshake_errors_total` and
@@ -25,6 +25,7 @@
 //! output alike.
 
 pub mod client;
+pub mod server;
 
 #[cfg(test)]
 mod tests;

@@ -1,6 +1,7 @@
-//! Certificate files and client configurations, with certificates made by rcgen for
-//! each test.
+//! Certificate files, server and client configurations, and the exposure rules, with
+//! certificates made by rcgen for each test.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use rcgen::{
@@ -9,7 +10,9 @@ use rcgen::{
 };
 
 use super::client::ClientTls;
+use super::server::ServerTlsFiles;
 use super::*;
+use crate::sources::{Exposure, check_exposure};
 
 /// A CA in a temporary directory that issues server and client certificates.
 struct Pki {
@@ -117,6 +120,13 @@ fn a_key_of_another_certificate_is_refused_by_name() {
     let pki = Pki::new();
     let (cert, _) = pki.current("server");
     let (_, other_key) = pki.current("other");
+    let files = ServerTlsFiles {
+        cert: cert.clone(),
+        key: other_key.clone(),
+        client_ca: None,
+    };
+    let error = text(files.load(true).unwrap_err());
+    assert!(error.contains("does not belong to tls_cert"), "{error}");
     let client = ClientTls {
         ca_file: Some(pki.path("ca.pem")),
         verify: true,
@@ -164,6 +174,47 @@ fn certificates_that_expired_or_expire_soon_are_reported() {
 }
 
 #[test]
+fn server_settings_go_together() {
+    let p = Path::new("x.pem");
+    assert!(
+        ServerTlsFiles::from_settings("http", None, None, None)
+            .unwrap()
+            .is_none()
+    );
+    let error = text(ServerTlsFiles::from_settings("http", Some(p), None, None).unwrap_err());
+    assert!(error.contains("tls_cert needs tls_key"), "{error}");
+    let error = text(ServerTlsFiles::from_settings("forward", None, Some(p), None).unwrap_err());
+    assert!(
+        error.contains("[sources.forward] tls_key needs tls_cert"),
+        "{error}"
+    );
+    let error = text(ServerTlsFiles::from_settings("http", None, None, Some(p)).unwrap_err());
+    assert!(
+        error.contains("tls_client_ca needs tls_cert and tls_key"),
+        "{error}"
+    );
+    let pki = Pki::new();
+    let (cert, key) = pki.current("server");
+    let files =
+        ServerTlsFiles::from_settings("http", Some(&cert), Some(&key), Some(&pki.path("ca.pem")))
+            .unwrap()
+            .unwrap();
+    let (config, findings) = files.load(true).unwrap();
+    assert!(findings.is_empty());
+    assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
+    // A CA file holding a key instead of certificates is named.
+    let bad_ca = ServerTlsFiles {
+        client_ca: Some(key.clone()),
+        ..files
+    };
+    let error = text(bad_ca.load(false).unwrap_err());
+    assert!(
+        error.contains("tls_client_ca") && error.contains("holds no certificate"),
+        "{error}"
+    );
+}
+
+#[test]
 fn client_settings_are_checked_and_verification_off_is_a_warning() {
     let pki = Pki::new();
     let (cert, key) = pki.current("client");
@@ -195,4 +246,75 @@ fn client_settings_are_checked_and_verification_off_is_a_warning() {
     assert!(mutual.ureq("test").is_ok());
     assert!(client::server_name("[::1]").is_ok());
     assert!(client::server_name("bad name!").is_err());
+}
+
+fn exposure(listen: &str) -> Exposure {
+    Exposure {
+        source: "http",
+        listen: listen.parse::<SocketAddr>().unwrap(),
+        secret: None,
+        tls: false,
+        client_certificates: false,
+        allow_plaintext: false,
+        allow_unauthenticated: false,
+    }
+}
+
+#[test]
+fn listeners_beyond_loopback_must_be_protected() {
+    // Loopback needs nothing.
+    assert!(check_exposure(&exposure("127.0.0.1:8686")).is_ok());
+    assert!(check_exposure(&exposure("[::1]:8686")).is_ok());
+    // No token: anyone could send events.
+    let error = text(check_exposure(&exposure("0.0.0.0:8686")).unwrap_err());
+    for needle in [
+        "no token",
+        "MINEWATCH_HTTP_TOKEN",
+        "allow_unauthenticated = true",
+    ] {
+        assert!(error.contains(needle), "{needle}: {error}");
+    }
+    let forward = Exposure {
+        source: "forward",
+        ..exposure("[::]:24224")
+    };
+    let error = text(check_exposure(&forward).unwrap_err());
+    assert!(
+        error.contains("no shared_key") && error.contains("--forward-shared-key"),
+        "{error}"
+    );
+    // A token without TLS would travel in clear.
+    let token = Exposure {
+        secret: Some("token"),
+        ..exposure("10.0.0.5:8686")
+    };
+    let error = text(check_exposure(&token).unwrap_err());
+    assert!(
+        error.contains("in clear") && error.contains("allow_plaintext = true"),
+        "{error}"
+    );
+    assert!(check_exposure(&Exposure { tls: true, ..token }).is_ok());
+    assert!(
+        check_exposure(&Exposure {
+            allow_plaintext: true,
+            ..token
+        })
+        .is_ok()
+    );
+    // Client certificates authenticate too; the explicit opt-out is honoured.
+    assert!(
+        check_exposure(&Exposure {
+            tls: true,
+            client_certificates: true,
+            ..exposure("0.0.0.0:8686")
+        })
+        .is_ok()
+    );
+    assert!(
+        check_exposure(&Exposure {
+            allow_unauthenticated: true,
+            ..exposure("0.0.0.0:8686")
+        })
+        .is_ok()
+    );
 }
