@@ -39,3 +39,5 @@ mod tenants;
 /// TLS on every edge: HTTPS outputs, the HTTPS source, Forward over TLS, Redis over
 /// TLS, certificate reloads, refusals, and what `validate` says about certificates.
 mod tls;
+/// TLS with the real Fluent Bit and Vector of `../shared/peers`.
+mod tls_peers;
