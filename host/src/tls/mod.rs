@@ -307,8 +307,8 @@ pub(crate) fn explain(error: &rustls::Error) -> String {
     use rustls::{CertificateError, Error};
     let hint = match error {
         Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the peer's certificate is not signed by a CA this side trusts; set ca_file (or \
-             tls_client_ca on a source) to the CA that signed it"
+            "the peer's certificate is not signed by a CA this side trusts; set ca_file to \
+             the CA that signed it"
         }
         Error::InvalidCertificate(CertificateError::NotValidForName)
         | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {

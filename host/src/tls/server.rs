@@ -241,6 +241,12 @@ impl ServerTls {
         };
         let (reason, text) = match super::rustls_error(&failure) {
             Some(
+                error @ rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
+            ) => (
+                "client-certificate",
+                format!("{error}: the client's certificate is not signed by a CA in tls_client_ca"),
+            ),
+            Some(
                 error @ (rustls::Error::InvalidCertificate(_)
                 | rustls::Error::NoCertificatesPresented),
             ) => ("client-certificate", super::explain(error)),
