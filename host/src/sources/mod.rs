@@ -72,7 +72,7 @@ pub fn check_exposure(exposure: &Exposure) -> Result<()> {
         tracing::warn!(
             source,
             %listen,
-            "Listening beyond loopback without TLS: events cross the network in clear."
+            "A listener beyond loopback has no TLS: events cross the network in clear."
         );
     }
     Ok(())
