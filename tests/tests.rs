@@ -1,6 +1,7 @@
 //! End-to-end tests: they drive the real `minewatch` binary (or the library's pipeline)
 //! over real-shaped CloudTrail data.
 
+mod pki;
 mod util;
 
 /// Garbage, wrong types, huge lines, empty and unreadable inputs.
@@ -40,3 +41,8 @@ mod serve_forward;
 mod serve_http;
 /// Tenants in one `serve`: hostile components beside the built-in detections.
 mod tenants;
+/// TLS on every edge: HTTPS outputs, the HTTPS source, Forward over TLS, Redis over
+/// TLS, certificate reloads, refusals, and what `validate` says about certificates.
+mod tls;
+/// TLS with the real Fluent Bit and Vector of `../shared/peers`.
+mod tls_peers;

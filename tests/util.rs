@@ -139,6 +139,12 @@ impl TestCommand {
         self
     }
 
+    /// Sets an environment variable (the clean environment has no `MINEWATCH_*`).
+    pub fn env(&mut self, key: &str, value: &str) -> &mut Self {
+        self.cmd.env(key, value);
+        self
+    }
+
     /// Feeds these bytes on stdin.
     pub fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Self {
         self.stdin = Some(bytes.into());
@@ -297,12 +303,18 @@ impl Server {
 
     /// Starts `minewatch serve` and waits for each listener named (`HTTP`, `Fluent Forward`).
     pub fn start_with(dir: &Dir, args: &[&str], listeners: &[&str]) -> Server {
+        Server::start_env(dir, args, listeners, &[])
+    }
+
+    /// [`Server::start_with`], with environment variables set for the server.
+    pub fn start_env(dir: &Dir, args: &[&str], listeners: &[&str], env: &[(&str, &str)]) -> Server {
         use std::io::BufRead;
         let mut child = Command::new(env!("CARGO_BIN_EXE_minewatch"))
             .current_dir(dir.path())
             .arg("serve")
             .args(args)
             .env_remove("MINEWATCH_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -362,6 +374,11 @@ impl Server {
             "serve never logged {needle:?} {times} times:\n{}",
             self.stderr.lock().unwrap()
         );
+    }
+
+    /// Everything the server logged so far.
+    pub fn log(&self) -> String {
+        self.stderr.lock().unwrap().clone()
     }
 
     /// Sends a signal (`HUP`, `TERM`, ...) with `kill`.

@@ -48,7 +48,8 @@ pub enum Command {
     Baseline(BaselineCommand),
     /// List the detections of the built-in (or a given) component.
     Detections(DetectionsArgs),
-    /// Check a configuration file: parse it, build the detector, check the state directory.
+    /// Check a configuration file: parse it, build the detector, check the state directory,
+    /// the listeners' exposure and every TLS certificate and key.
     Validate(ValidateArgs),
     /// Write a realistic CloudTrail scenario (weeks of activity plus incidents).
     Generate(GenerateArgs),
@@ -137,6 +138,9 @@ pub struct ServeArgs {
     /// Outputs given with --output write every event with its alerts attached.
     #[arg(long)]
     pub passthrough: bool,
+    /// The sources' secrets.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
     /// Detector and baseline options.
     #[command(flatten)]
     pub detector: DetectorArgs,
@@ -161,6 +165,29 @@ pub struct ReportArgs {
     /// Detector and baseline options.
     #[command(flatten)]
     pub detector: DetectorArgs,
+}
+
+/// Secrets of the sources, from flags or (better: `ps` does not show them) the
+/// environment, e.g. a systemd `EnvironmentFile` or a Kubernetes secret.
+#[derive(Debug, Clone, Args)]
+pub struct SecretArgs {
+    /// Bearer token the HTTP source requires; overrides `[sources.http] token`.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MINEWATCH_HTTP_TOKEN",
+        hide_env_values = true
+    )]
+    pub http_token: Option<String>,
+    /// Shared key of the Forward source's handshake; overrides `[sources.forward]
+    /// shared_key`.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "MINEWATCH_FORWARD_SHARED_KEY",
+        hide_env_values = true
+    )]
+    pub forward_shared_key: Option<String>,
 }
 
 /// `minewatch baseline ...`.
@@ -254,6 +281,9 @@ pub struct ValidateArgs {
     /// Configuration file (TOML).
     #[arg(long, value_name = "FILE")]
     pub config: PathBuf,
+    /// The sources' secrets, as `serve` takes them.
+    #[command(flatten)]
+    pub secrets: SecretArgs,
 }
 
 /// `minewatch generate`.

@@ -111,6 +111,33 @@ pub struct SourcesConfig {
     pub forward: Option<crate::sources::fluent::ForwardConfig>,
 }
 
+impl SourcesConfig {
+    /// Checks each listener's settings, and refuses listeners beyond loopback that would
+    /// send a secret in clear or take events from anyone (see
+    /// [`crate::sources::check_exposure`]). Run after the command-line flags and
+    /// environment variables are applied, since they can supply the secrets.
+    ///
+    /// # Errors
+    /// Every problem, one per line.
+    pub fn check(&self) -> Result<()> {
+        let problems: Vec<String> = [
+            self.http.as_ref().map(HttpSourceConfig::check),
+            self.forward
+                .as_ref()
+                .map(crate::sources::fluent::ForwardConfig::check),
+        ]
+        .into_iter()
+        .flatten()
+        .filter_map(|result| result.err().map(|error| format!("{error:#}")))
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!(problems.join("\n"))
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

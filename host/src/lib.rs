@@ -16,6 +16,7 @@
 //!   routing, hot reload, shutdown.
 //! - [`sources`]: network sources (HTTP, Fluent Forward).
 //! - [`sinks`]: outputs (stdout, file, and spooled network outputs).
+//! - [`tls`]: TLS for the sources and the network outputs (rustls).
 //! - [`config`]: the TOML configuration.
 //! - [`tenants`]: tenants, their limits and routing.
 //! - [`dead_letter`]: the file of batches a detector was stopped on.
@@ -83,6 +84,7 @@ pub mod sources;
 pub mod store;
 pub mod summary;
 pub mod tenants;
+pub mod tls;
 
 include!(concat!(env!("OUT_DIR"), "/gen.rs"));
 

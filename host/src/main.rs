@@ -27,7 +27,7 @@ use minewatch::store::redis::{RedisConfig, RedisStore};
 use minewatch::summary::{LearnedSummary, RunSummary};
 use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
-use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat};
+use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat, SecretArgs};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -103,6 +103,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     .get_or_insert_with(ForwardConfig::default)
                     .listen = listen;
             }
+            apply_secrets(&mut config, &args.secrets);
             if !args.output.is_empty() {
                 config.outputs = args
                     .output
@@ -198,7 +199,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Detections(args) => detections(args.component.as_deref(), args.json),
-        Command::Validate(args) => validate(&args.config),
+        Command::Validate(args) => validate(&args.config, &args.secrets),
         Command::Generate(args) => generate(args),
         Command::Report(args) => {
             let config = resolve(&args.detector)?;
@@ -261,6 +262,28 @@ fn apply_flags(config: &mut Config, args: &DetectorArgs) {
     }
     if let Some(field) = &args.record_field {
         config.record_field = Some(field.clone());
+    }
+}
+
+/// Applies the sources' secrets given as flags or environment variables.
+fn apply_secrets(config: &mut Config, secrets: &SecretArgs) {
+    if let Some(token) = &secrets.http_token {
+        match config.sources.http.as_mut() {
+            Some(http) => http.token = Some(minewatch::sinks::http::Secret::new(token.clone())),
+            None => tracing::warn!(
+                "An HTTP token is set (--http-token or MINEWATCH_HTTP_TOKEN) but there is no \
+                 HTTP source; ignoring it."
+            ),
+        }
+    }
+    if let Some(key) = &secrets.forward_shared_key {
+        match config.sources.forward.as_mut() {
+            Some(forward) => forward.shared_key = Some(key.clone()),
+            None => tracing::warn!(
+                "A Forward shared key is set (--forward-shared-key or \
+                 MINEWATCH_FORWARD_SHARED_KEY) but there is no Forward source; ignoring it."
+            ),
+        }
     }
 }
 
@@ -357,15 +380,65 @@ fn detections(component: Option<&Path>, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn validate(path: &Path) -> Result<ExitCode> {
+fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
     let mut problems = Vec::new();
-    let config = match Config::load(path) {
+    let mut warnings = Vec::new();
+    let mut config = match Config::load(path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("minewatch: {error:#}");
             return Ok(ExitCode::from(1));
         }
     };
+    apply_secrets(&mut config, secrets);
+    if let Err(error) = config.sources.check() {
+        problems.extend(format!("{error:#}").lines().map(str::to_string));
+    }
+    // The listeners' certificate files, as `serve` would load them.
+    let sources = [
+        (
+            "http",
+            config
+                .sources
+                .http
+                .as_ref()
+                .map(HttpSourceConfig::tls_files),
+        ),
+        (
+            "forward",
+            config
+                .sources
+                .forward
+                .as_ref()
+                .map(ForwardConfig::tls_files),
+        ),
+    ];
+    for (source, files) in sources {
+        let Some(Ok(Some(files))) = files else {
+            continue;
+        };
+        match files.load(source == "http") {
+            Ok((_, findings)) => sort_findings(
+                &format!("[sources.{source}]"),
+                findings,
+                &mut problems,
+                &mut warnings,
+            ),
+            Err(error) => problems.push(format!("[sources.{source}] {error:#}")),
+        }
+    }
+    for (i, output) in config.outputs.iter().enumerate() {
+        let name = output.display_name(i);
+        match output.check() {
+            Ok(findings) => sort_findings(
+                &format!("output {name}:"),
+                findings,
+                &mut problems,
+                &mut warnings,
+            ),
+            Err(error) => problems.push(format!("output {name}: {error:#}")),
+        }
+    }
     // Every tenant's detector, each on the shared engines, each problem reported.
     let engines = Engines::new()?;
     for spec in config.tenant_specs()? {
@@ -398,6 +471,9 @@ fn validate(path: &Path) -> Result<ExitCode> {
         }
         StoreBackend::Embedded => {}
     }
+    for warning in &warnings {
+        eprintln!("minewatch: warning: {warning}");
+    }
     if problems.is_empty() {
         eprintln!("minewatch: {} is valid", path.display());
         return Ok(ExitCode::SUCCESS);
@@ -406,6 +482,21 @@ fn validate(path: &Path) -> Result<ExitCode> {
         eprintln!("minewatch: {problem}");
     }
     Ok(ExitCode::from(1))
+}
+
+/// Files certificate findings under problems or warnings, prefixed with where they are.
+fn sort_findings(
+    place: &str,
+    findings: Vec<minewatch::tls::Finding>,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
+    for finding in findings {
+        match finding {
+            minewatch::tls::Finding::Problem(text) => problems.push(format!("{place} {text}")),
+            minewatch::tls::Finding::Warning(text) => warnings.push(format!("{place} {text}")),
+        }
+    }
 }
 
 fn generate(args: cli::GenerateArgs) -> Result<ExitCode> {

@@ -34,6 +34,7 @@ use crate::store::BaselineStore;
 use crate::store::redis::{RedisConfig, RedisStore};
 use crate::summary::RunSummary;
 use crate::tenants::{Routes, TenantSpec};
+use crate::tls::server::{ServerTls, TlsListener};
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
 fn metrics_handle() -> Option<PrometheusHandle> {
@@ -258,15 +259,43 @@ pub struct Listeners {
     pub http: Option<TcpListener>,
     /// The Forward source's listener.
     pub forward: Option<TcpListener>,
+    /// The HTTP source's TLS, when it has certificates.
+    pub http_tls: Option<Arc<ServerTls>>,
+    /// The Forward source's TLS, when it has certificates.
+    pub forward_tls: Option<Arc<ServerTls>>,
 }
 
 impl Listeners {
-    /// Binds every listener the config names.
+    /// Checks the sources (a listener beyond loopback must be protected, see
+    /// [`crate::sources::check_exposure`]), loads their certificates and binds every
+    /// listener the config names.
     ///
     /// # Errors
-    /// An address is in use or not allowed.
+    /// A source is refused, a certificate does not load, or an address is in use or not
+    /// allowed.
     pub async fn bind(config: &Config) -> Result<Listeners> {
+        config.sources.check()?;
         let mut listeners = Listeners::default();
+        if let Some(files) = config
+            .sources
+            .http
+            .as_ref()
+            .map(http::HttpSourceConfig::tls_files)
+            .transpose()?
+            .flatten()
+        {
+            listeners.http_tls = Some(ServerTls::load("http", &files)?);
+        }
+        if let Some(files) = config
+            .sources
+            .forward
+            .as_ref()
+            .map(fluent::ForwardConfig::tls_files)
+            .transpose()?
+            .flatten()
+        {
+            listeners.forward_tls = Some(ServerTls::load("forward", &files)?);
+        }
         if let Some(http) = &config.sources.http {
             let listener = TcpListener::bind(http.listen)
                 .await
@@ -341,17 +370,34 @@ pub async fn serve_with_reload(
         prefilters,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let Listeners {
+        http: http_listener,
+        forward: forward_listener,
+        http_tls,
+        forward_tls,
+    } = listeners;
     let mut reloader = None;
     if let Some(reload) = reload {
-        let watcher = reload::Reloader::new(reload, engines, baselines, router.clone(), &specs);
+        let certificates = [("http", &http_tls), ("forward", &forward_tls)]
+            .into_iter()
+            .filter_map(|(source, tls)| tls.clone().map(|tls| (source, tls)))
+            .collect();
+        let watcher = reload::Reloader::new(
+            reload,
+            engines,
+            baselines,
+            router.clone(),
+            &specs,
+            certificates,
+        );
         reloader = Some(tokio::spawn(watcher.run(stop_rx.clone())));
     }
     let read = ReadOptions {
         max_record_bytes: config.max_record_bytes,
     };
     let mut tasks = Vec::new();
-    if let (Some(listener), Some(http_config)) = (listeners.http, config.sources.http.clone()) {
-        tracing::info!(address = %listener.local_addr()?, "Listening for HTTP.");
+    if let (Some(listener), Some(http_config)) = (http_listener, config.sources.http.clone()) {
+        tracing::info!(tls = http_tls.is_some(), address = %listener.local_addr()?, "Listening for HTTP.");
         let state = Arc::new(HttpState {
             router: router.clone(),
             config: http_config,
@@ -360,26 +406,39 @@ pub async fn serve_with_reload(
             metrics: metrics.clone(),
         });
         let mut stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            axum::serve(listener, http::router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
+        let stopping = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        let app = http::router(state);
+        tasks.push(match http_tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopping)
+                    .await
+                    .context("the HTTP source failed")
+            }),
+            Some(tls) => {
+                let listener = TlsListener::new(listener, tls)?;
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopping)
+                        .await
+                        .context("the HTTP source failed")
                 })
-                .await
-                .context("the HTTP source failed")
-        }));
+            }
+        });
     }
     if let (Some(listener), Some(forward_config)) =
-        (listeners.forward, config.sources.forward.clone())
+        (forward_listener, config.sources.forward.clone())
     {
-        tracing::info!(address = %listener.local_addr()?, "Listening for Fluent Forward.");
+        tracing::info!(tls = forward_tls.is_some(), address = %listener.local_addr()?, "Listening for Fluent Forward.");
         let handler = Arc::new(ForwardIntake {
             router: router.clone(),
             record_field: config.record_field.clone(),
         });
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            fluent::serve(listener, forward_config, handler, async move {
+            fluent::serve_tls(listener, forward_config, forward_tls, handler, async move {
                 let _ = stop.wait_for(|s| *s).await;
             })
             .await

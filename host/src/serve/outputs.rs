@@ -70,16 +70,53 @@ impl OutputConfig {
         }
     }
 
+    /// The output's name: `name`, or its type numbered by `index`.
+    pub fn display_name(&self, index: usize) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{index}", self.type_name()))
+    }
+
+    /// Checks the settings of a network output without starting it (for `minewatch
+    /// validate`): endpoints, headers, timeouts, and every TLS file it names.
+    ///
+    /// # Errors
+    /// The first invalid setting, named.
+    pub fn check(&self) -> Result<Vec<crate::tls::Finding>> {
+        let tls = match &self.kind {
+            OutputKind::Stdout {} | OutputKind::File { .. } => None,
+            OutputKind::Http(config) => {
+                config.delivery()?;
+                config
+                    .endpoint
+                    .starts_with("https:")
+                    .then(|| config.client_tls())
+            }
+            OutputKind::SplunkHec(config) => {
+                config.delivery()?;
+                config
+                    .endpoint
+                    .starts_with("https:")
+                    .then(|| config.client_tls())
+            }
+            OutputKind::Forward(config) => {
+                config.delivery()?;
+                config.tls.then(|| config.client_tls())
+            }
+        };
+        Ok(match tls {
+            Some(tls) => tls.findings()?,
+            None => Vec::new(),
+        })
+    }
+
     /// Opens the output; `index` numbers unnamed outputs, `spool_root` holds the spools
     /// of network outputs (`<spool_root>/<name>/`).
     ///
     /// # Errors
     /// The destination cannot be opened or its settings are invalid.
     pub fn build(&self, index: usize, spool_root: &Path) -> Result<Output> {
-        let name = self
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{index}", self.type_name()));
+        let name = self.display_name(index);
         let sink: Box<dyn AlertSink> = match &self.kind {
             OutputKind::Stdout {} => Box::new(StdoutSink::new()),
             OutputKind::File { path } => Box::new(FileSink::open(path)?),

@@ -7,8 +7,18 @@
 //! instantiate or accept its settings, is rejected with an ERROR log and the old one
 //! keeps running. Baselines live in the host store, so a new detector starts with
 //! everything the old one learned; queued and in-flight jobs are processed by the old
-//! detector before the swap. What a reload does not change (it says so in a WARN log):
-//! the tenant list, routes, sources, outputs and the store; those need a restart.
+//! detector before the swap.
+//!
+//! The TLS certificates of the sources (`tls_cert`, `tls_key`, `tls_client_ca`) are
+//! read again on every reload: send SIGHUP after renewing them (e.g. certbot's
+//! `--deploy-hook`). Their files are not watched, since renewals usually swap symlinks
+//! a path watch would miss. New connections get the new certificate, open ones keep
+//! their session; files that do not load are rejected with an ERROR log and the old
+//! certificate stays.
+//!
+//! What a reload does not change (it says so in a WARN log where it can tell): the
+//! tenant list, routes, the other settings of sources, outputs and the store; those
+//! need a restart.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +35,7 @@ use super::router::TenantRouter;
 use crate::config::Config;
 use crate::runtime::Engines;
 use crate::tenants::TenantSpec;
+use crate::tls::server::ServerTls;
 use crate::{DetectorSpec, build_limited_detector};
 
 /// Quiet time after a file event before reloading, so an editor's or a copy's burst of
@@ -49,6 +60,8 @@ pub(super) struct Reloader {
     running: HashMap<String, (TenantSpec, Option<[u8; 32]>)>,
     /// The tenants and routes the server started with.
     started: Vec<TenantSpec>,
+    /// The TLS of each source that serves it (`http`, `forward`).
+    certificates: Vec<(&'static str, Arc<ServerTls>)>,
 }
 
 impl Reloader {
@@ -58,6 +71,7 @@ impl Reloader {
         baselines: Baselines,
         router: Arc<TenantRouter>,
         specs: &[TenantSpec],
+        certificates: Vec<(&'static str, Arc<ServerTls>)>,
     ) -> Reloader {
         let running = specs
             .iter()
@@ -75,6 +89,7 @@ impl Reloader {
             router,
             running,
             started: specs.to_vec(),
+            certificates,
         }
     }
 
@@ -192,6 +207,7 @@ impl Reloader {
         let mut config = Config::load(&self.reload.path)?;
         (self.reload.overrides)(&mut config);
         config.check()?;
+        self.reload_certificates(&config);
         let specs = config.tenant_specs()?;
         let names = |specs: &[TenantSpec]| -> Vec<String> {
             let mut names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
@@ -253,6 +269,45 @@ impl Reloader {
             }
         }
         Ok(swaps)
+    }
+
+    /// Reads the sources' certificate files again, as the new config names them.
+    fn reload_certificates(&self, config: &Config) {
+        for (source, tls) in &self.certificates {
+            let files = match *source {
+                "http" => config
+                    .sources
+                    .http
+                    .as_ref()
+                    .map(crate::sources::http::HttpSourceConfig::tls_files),
+                _ => config
+                    .sources
+                    .forward
+                    .as_ref()
+                    .map(crate::sources::fluent::ForwardConfig::tls_files),
+            };
+            match files {
+                Some(Ok(Some(files))) => {
+                    if let Err(error) = tls.reload(&files) {
+                        tracing::error!(
+                            source,
+                            error = format!("{error:#}"),
+                            "Rejected the new TLS certificate; the old one stays."
+                        );
+                    }
+                }
+                Some(Err(error)) => tracing::error!(
+                    source,
+                    error = format!("{error:#}"),
+                    "Rejected the new TLS settings; the old certificate stays."
+                ),
+                Some(Ok(None)) | None => tracing::warn!(
+                    source,
+                    "The new configuration turns this source's TLS off; that needs a \
+                     restart, so it keeps serving TLS with the old certificate."
+                ),
+            }
+        }
     }
 
     /// Hands each new detector to its pipeline thread.

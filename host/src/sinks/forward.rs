@@ -16,11 +16,19 @@
 //! `sha512_hex(salt + self_hostname + nonce + shared_key)` (and, when the server asks
 //! for user authentication, `sha512_hex(auth_salt + username + password)`), and the
 //! server's `PONG`, whose digest `sha512_hex(salt + server_hostname + nonce +
-//! shared_key)` is checked. TLS is not supported.
+//! shared_key)` is checked.
+//!
+//! With `tls = true` the connection is TLS first (as Fluent Bit's `out_forward` with
+//! `tls on` expects), and everything above runs inside it: the receiver's certificate is
+//! verified against the system trust store or `ca_file`, by the host of `address` or
+//! `tls_server_name` (also sent as SNI), and `tls_cert`/`tls_key` are presented when it
+//! asks for a client certificate. A certificate the receiver or minewatch refuses is
+//! logged once at ERROR; alerts stay spooled until it is fixed.
 
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -31,6 +39,7 @@ use sha2::{Digest, Sha512};
 use super::http::{Secret, item_time, sink_options};
 use super::retry::random_u64;
 use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+use crate::tls::client::ClientTls;
 
 /// The `forward` output's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -65,6 +74,30 @@ pub struct ForwardConfig {
     /// Password of `username`.
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Speak TLS (Fluent Bit / Fluentd `in_forward` with `tls on`); the handshake and
+    /// events then travel encrypted.
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM file of the CA certificates that sign the receiver's certificate, trusted
+    /// instead of the system trust store; needs `tls = true`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the receiver's certificate and name (default `true`). `false` accepts any
+    /// certificate, so anyone on the path can read the shared key's handshake and the
+    /// alerts; minewatch says so in a WARN log at start.
+    #[serde(default = "super::http::default_tls_verify")]
+    pub tls_verify: bool,
+    /// PEM certificate chain to present when the receiver asks for a client certificate
+    /// (mutual TLS); needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// The name the receiver's certificate must hold, also sent as SNI (Fluent Bit's
+    /// `tls.vhost`) [default: the host of `address`].
+    #[serde(default)]
+    pub tls_server_name: Option<String>,
     /// Most events in one message.
     #[serde(default = "super::spool::default_batch_max_events")]
     pub batch_max_events: usize,
@@ -115,7 +148,7 @@ impl ForwardConfig {
     /// A setting is invalid (the message names it), or the spool cannot be opened.
     pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<ForwardDelivery>> {
         let delivery = self
-            .delivery()
+            .delivery_for(name)
             .with_context(|| format!("output {name}: invalid forward settings"))?;
         let dir = super::spool::output_dir(spool_dir, name)?;
         SpooledSink::new(name, &dir, delivery, self.sink_options())
@@ -127,6 +160,20 @@ impl ForwardConfig {
     /// # Errors
     /// The address, the tag, a timeout or the authentication settings are invalid.
     pub fn delivery(&self) -> Result<ForwardDelivery> {
+        self.delivery_for("forward")
+    }
+
+    /// The output's TLS settings.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca_file: self.ca_file.clone(),
+            verify: self.tls_verify,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
+    fn delivery_for(&self, name: &str) -> Result<ForwardDelivery> {
         let valid_address = self.address.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
         });
@@ -156,6 +203,26 @@ impl ForwardConfig {
                 "username needs shared_key: user authentication is part of the shared-key handshake"
             );
         }
+        let tls = if self.tls {
+            let host = self
+                .tls_server_name
+                .as_deref()
+                .or_else(|| self.address.rsplit_once(':').map(|(host, _)| host))
+                .unwrap_or_default();
+            let server_name = crate::tls::client::server_name(host).with_context(|| {
+                if self.tls_server_name.is_some() {
+                    "tls_server_name".to_string()
+                } else {
+                    format!("address {:?}", self.address)
+                }
+            })?;
+            Some((self.client_tls().rustls(name)?, server_name))
+        } else {
+            if self.client_tls().any_set() || self.tls_server_name.is_some() {
+                bail!("ca_file, tls_verify, tls_cert, tls_key and tls_server_name need tls = true");
+            }
+            None
+        };
         let auth = self.shared_key.as_ref().map(|key| Auth {
             shared_key: key.clone(),
             self_hostname: self
@@ -174,6 +241,7 @@ impl ForwardConfig {
             connect_timeout: Duration::from_secs(self.connect_timeout_secs),
             write_timeout: Duration::from_secs(self.write_timeout_secs),
             auth,
+            tls,
             connection: None,
             auth_error_logged: false,
         })
@@ -200,9 +268,85 @@ struct Auth {
     password: Option<Secret>,
 }
 
+/// The byte stream under the Forward protocol: the socket, or TLS over it.
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(stream) => stream,
+            Transport::Tls(tls) => &tls.sock,
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.read(buf),
+            Transport::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Transport::Plain(stream) => stream.write(buf),
+            Transport::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Transport::Plain(stream) => stream.flush(),
+            Transport::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+/// One connection to the receiver; reads are buffered, writes go straight through.
 struct Connection {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
+    reader: BufReader<Transport>,
+}
+
+impl Connection {
+    fn tcp(&self) -> &TcpStream {
+        self.reader.get_ref().tcp()
+    }
+
+    fn writer(&mut self) -> &mut Transport {
+        self.reader.get_mut()
+    }
+
+    /// Why the receiver dropped a TLS connection, when it said so with an alert (as a
+    /// TLS 1.3 server does after the handshake when it refuses the client's
+    /// certificate); read after a failed write or read.
+    fn refusal(&mut self, address: &str) -> Option<SendError> {
+        let Transport::Tls(tls) = self.writer() else {
+            return None;
+        };
+        let _ = tls.sock.set_read_timeout(Some(Duration::from_secs(1)));
+        let mut byte = [0u8; 1];
+        let error = tls.read(&mut byte).err()?;
+        let why = crate::tls::rustls_error(&error)?;
+        Some(SendError::Tls(anyhow!(
+            "{address} refused the TLS connection: {}",
+            crate::tls::explain(why)
+        )))
+    }
+
+    /// Closes the connection (with a TLS close_notify first, best effort).
+    fn close(mut self) {
+        if let Transport::Tls(tls) = self.writer() {
+            tls.conn.send_close_notify();
+            let _ = tls.conn.write_tls(&mut tls.sock);
+        }
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
 }
 
 /// Sends batches as Forward-mode messages over TCP.
@@ -214,6 +358,10 @@ pub struct ForwardDelivery {
     connect_timeout: Duration,
     write_timeout: Duration,
     auth: Option<Auth>,
+    tls: Option<(
+        Arc<rustls::ClientConfig>,
+        rustls_pki_types::ServerName<'static>,
+    )>,
     connection: Option<Connection>,
     auth_error_logged: bool,
 }
@@ -222,6 +370,8 @@ pub struct ForwardDelivery {
 enum SendError {
     /// The receiver refused our credentials (operator action needed).
     Auth(anyhow::Error),
+    /// The TLS handshake failed: a certificate either side refused, or no TLS there.
+    Tls(anyhow::Error),
     /// Anything else: network, timeout, protocol.
     Other(anyhow::Error),
 }
@@ -273,8 +423,10 @@ impl ForwardDelivery {
     }
 
     fn send(&mut self, message: &[u8], chunk: &str) -> Result<(), SendError> {
-        if self.connection.as_ref().is_some_and(|c| !alive(c)) {
-            self.connection = None;
+        if self.connection.as_mut().is_some_and(|c| !alive(c))
+            && let Some(stale) = self.connection.take()
+        {
+            stale.close();
         }
         if self.connection.is_none() {
             self.connection = Some(self.connect()?);
@@ -282,25 +434,37 @@ impl ForwardDelivery {
         let Some(connection) = self.connection.as_mut() else {
             return Err(SendError::Other(anyhow!("no connection")));
         };
-        connection
-            .stream
+        let written = connection
+            .writer()
             .write_all(message)
-            .and_then(|()| connection.stream.flush())
-            .with_context(|| format!("failed to send to {}", self.address))?;
+            .and_then(|()| connection.writer().flush());
+        if let Err(error) = written {
+            return Err(connection.refusal(&self.address).unwrap_or_else(|| {
+                anyhow!(error)
+                    .context(format!("failed to send to {}", self.address))
+                    .into()
+            }));
+        }
         if !self.require_ack {
             return Ok(());
         }
         connection
-            .stream
+            .tcp()
             .set_read_timeout(Some(self.ack_timeout))
             .context("failed to set a socket timeout")?;
-        let answer = rmpv::decode::read_value(&mut connection.reader).map_err(|error| {
-            anyhow!(
-                "no acknowledgement from {} within {} s ({error})",
-                self.address,
-                self.ack_timeout.as_secs()
-            )
-        })?;
+        let answer = match rmpv::decode::read_value(&mut connection.reader) {
+            Ok(answer) => answer,
+            Err(error) => {
+                return Err(connection.refusal(&self.address).unwrap_or_else(|| {
+                    anyhow!(
+                        "no acknowledgement from {} within {} s ({error})",
+                        self.address,
+                        self.ack_timeout.as_secs()
+                    )
+                    .into()
+                }));
+            }
+        };
         if answer
             .as_array()
             .and_then(|a| a.first())
@@ -353,13 +517,34 @@ impl ForwardDelivery {
         stream
             .set_write_timeout(Some(self.write_timeout))
             .context("failed to set a socket timeout")?;
-        let reader = BufReader::new(stream.try_clone().context("failed to clone a socket")?);
-        let mut connection = Connection { stream, reader };
+        stream
+            .set_read_timeout(Some(self.connect_timeout))
+            .context("failed to set a socket timeout")?;
+        let transport = match &self.tls {
+            None => Transport::Plain(stream),
+            Some((config, name)) => {
+                let session = rustls::ClientConnection::new(config.clone(), name.clone())
+                    .context("failed to start a TLS session")?;
+                let mut tls = rustls::StreamOwned::new(session, stream);
+                while tls.conn.is_handshaking() {
+                    if let Err(error) = tls.conn.complete_io(&mut tls.sock) {
+                        let why = match crate::tls::rustls_error(&error) {
+                            Some(tls_error) => crate::tls::explain(tls_error),
+                            None => error.to_string(),
+                        };
+                        return Err(SendError::Tls(anyhow!(
+                            "TLS handshake with {} failed: {why}",
+                            self.address
+                        )));
+                    }
+                }
+                Transport::Tls(Box::new(tls))
+            }
+        };
+        let mut connection = Connection {
+            reader: BufReader::new(transport),
+        };
         if let Some(auth) = &self.auth {
-            connection
-                .stream
-                .set_read_timeout(Some(self.connect_timeout))
-                .context("failed to set a socket timeout")?;
             handshake(&mut connection, auth, &self.address)?;
         }
         Ok(connection)
@@ -379,7 +564,7 @@ impl Delivery for ForwardDelivery {
             }
             Err(failure) => {
                 if let Some(connection) = self.connection.take() {
-                    let _ = connection.stream.shutdown(Shutdown::Both);
+                    connection.close();
                 }
                 let error = match failure {
                     SendError::Auth(error) => {
@@ -393,6 +578,17 @@ impl Delivery for ForwardDelivery {
                         }
                         error
                     }
+                    SendError::Tls(error) => {
+                        if !self.auth_error_logged {
+                            self.auth_error_logged = true;
+                            tracing::error!(
+                                address = %self.address,
+                                error = format!("{error:#}"),
+                                "TLS with the Forward receiver failed; fix the output's TLS settings or the receiver's certificate. Alerts stay spooled."
+                            );
+                        }
+                        error
+                    }
                     SendError::Other(error) => error,
                 };
                 Err(DeliveryError::Retry(error))
@@ -402,20 +598,45 @@ impl Delivery for ForwardDelivery {
 }
 
 /// Whether a kept connection still looks usable: no EOF and no unexpected bytes.
-fn alive(connection: &Connection) -> bool {
-    if !connection.reader.buffer().is_empty() || connection.stream.set_nonblocking(true).is_err() {
+///
+/// Over TLS, records the receiver sent since (session tickets, a close_notify) are read
+/// and processed first; any application data among them means the connection is out of
+/// step.
+fn alive(connection: &mut Connection) -> bool {
+    if !connection.reader.buffer().is_empty() || connection.tcp().set_nonblocking(true).is_err() {
         return false;
     }
-    let mut byte = [0u8; 1];
-    let idle = matches!(connection.stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
-    connection.stream.set_nonblocking(false).is_ok() && idle
+    let idle = match connection.writer() {
+        Transport::Plain(stream) => {
+            let mut byte = [0u8; 1];
+            matches!(stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+        }
+        Transport::Tls(tls) => loop {
+            match tls.conn.read_tls(&mut tls.sock) {
+                Ok(0) => break false,
+                Ok(_) => match tls.conn.process_new_packets() {
+                    Ok(state)
+                        if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
+                    _ => break false,
+                },
+                Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
+            }
+        },
+    };
+    connection.tcp().set_nonblocking(false).is_ok() && idle
 }
 
 /// Runs HELO, PING, PONG on a new connection.
 fn handshake(connection: &mut Connection, auth: &Auth, address: &str) -> Result<(), SendError> {
-    let helo = rmpv::decode::read_value(&mut connection.reader).map_err(|error| {
-        anyhow!("no HELO from {address} ({error}); is shared_key set on the receiver?")
-    })?;
+    let helo = match rmpv::decode::read_value(&mut connection.reader) {
+        Ok(helo) => helo,
+        Err(error) => {
+            return Err(connection.refusal(address).unwrap_or_else(|| {
+                anyhow!("no HELO from {address} ({error}); is shared_key set on the receiver?")
+                    .into()
+            }));
+        }
+    };
     let fields = helo
         .as_array()
         .filter(|a| a.len() == 2 && a[0].as_str() == Some("HELO"));
@@ -453,8 +674,9 @@ fn handshake(connection: &mut Connection, auth: &Auth, address: &str) -> Result<
     let mut bytes = Vec::new();
     rmpv::encode::write_value(&mut bytes, &ping).context("failed to encode PING")?;
     connection
-        .stream
+        .writer()
         .write_all(&bytes)
+        .and_then(|()| connection.writer().flush())
         .with_context(|| format!("failed to send PING to {address}"))?;
     let pong = rmpv::decode::read_value(&mut connection.reader)
         .map_err(|error| anyhow!("no PONG from {address} ({error})"))?;
@@ -659,9 +881,21 @@ mod tests {
                 serde_json::json!({"address": "h:1", "username": "u", "password": "p"}),
                 "shared_key",
             ),
+            (
+                serde_json::json!({"address": "h:1", "ca_file": "ca.pem"}),
+                "need tls = true",
+            ),
+            (
+                serde_json::json!({"address": "h:1", "tls": true, "ca_file": "/nonexistent/ca.pem"}),
+                "ca_file /nonexistent/ca.pem: cannot read it",
+            ),
+            (
+                serde_json::json!({"address": "h:1", "tls": true, "tls_server_name": "no such name"}),
+                "tls_server_name",
+            ),
         ] {
             let config: ForwardConfig = serde_json::from_value(json).unwrap();
-            let error = config.delivery().err().unwrap().to_string();
+            let error = format!("{:#}", config.delivery().err().unwrap());
             assert!(error.contains(needle), "{error}");
         }
         let config: ForwardConfig =

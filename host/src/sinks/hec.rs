@@ -15,13 +15,16 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use super::http::{Answer, Compression, Poster, Secret, item_time, parse_endpoint, sink_options};
+use super::http::{
+    Answer, Compression, Poster, Secret, endpoint_tls, item_time, parse_endpoint, sink_options,
+};
 use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+use crate::tls::client::ClientTls;
 
 /// The HEC path events are posted to.
 pub const EVENT_PATH: &str = "/services/collector/event";
@@ -30,8 +33,26 @@ pub const EVENT_PATH: &str = "/services/collector/event";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecConfig {
-    /// Base `http://` URL of the collector, e.g. `http://splunk:8088`; `/services/collector/event` is added unless the path already names a collector endpoint.
+    /// Base URL of the collector, e.g. `https://http-inputs-acme.splunkcloud.com` or
+    /// `http://splunk:8088`; `/services/collector/event` is added unless the path already
+    /// names a collector endpoint. Splunk Cloud takes `https://` only.
     pub endpoint: String,
+    /// PEM file of the CA certificates that sign the collector's certificate, trusted
+    /// instead of the system trust store (as curl's `--cacert`); `https://` only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the collector's certificate and host name (default `true`). `false`
+    /// accepts any certificate, so anyone on the path can read the token and the alerts;
+    /// minewatch says so in a WARN log at start.
+    #[serde(default = "super::http::default_tls_verify")]
+    pub tls_verify: bool,
+    /// PEM certificate chain to present when the collector (or a proxy in front of it)
+    /// asks for a client certificate (mutual TLS); needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// The HEC token, sent as `Authorization: Splunk <token>`.
     pub token: Secret,
     /// The events' `host` (default: this machine's host name).
@@ -97,7 +118,7 @@ impl HecConfig {
     /// A setting is invalid (the message names it), or the spool cannot be opened.
     pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<HecDelivery>> {
         let delivery = self
-            .delivery()
+            .delivery_for(name)
             .with_context(|| format!("output {name}: invalid splunk_hec settings"))?;
         let dir = super::spool::output_dir(spool_dir, name)?;
         SpooledSink::new(name, &dir, delivery, self.sink_options())
@@ -109,6 +130,20 @@ impl HecConfig {
     /// # Errors
     /// The endpoint or the token is invalid.
     pub fn delivery(&self) -> Result<HecDelivery> {
+        self.delivery_for("splunk_hec")
+    }
+
+    /// The output's TLS settings.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca_file: self.ca_file.clone(),
+            verify: self.tls_verify,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
+    fn delivery_for(&self, name: &str) -> Result<HecDelivery> {
         let url = event_url(&self.endpoint)?;
         let token = self.token.expose().trim();
         if token.is_empty() {
@@ -121,11 +156,13 @@ impl HecConfig {
             "Authorization".to_string(),
             Secret::new(format!("Splunk {token}")),
         );
+        let tls = endpoint_tls(&url, &self.client_tls(), name)?;
         let poster = Poster::new(
             url,
             &headers,
             self.compression,
             self.timeout_secs,
+            tls,
             "Splunk HEC",
         )?;
         let mut fields = serde_json::Map::new();
@@ -172,7 +209,8 @@ fn event_url(endpoint: &str) -> Result<ureq::http::Uri> {
     }
     let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
     let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
-    let full = format!("http://{authority}{path}{EVENT_PATH}{query}");
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let full = format!("{scheme}://{authority}{path}{EVENT_PATH}{query}");
     full.parse().map_err(|error| {
         anyhow!("endpoint {endpoint:?} gives an invalid event URL {full:?}: {error}")
     })
@@ -292,6 +330,10 @@ mod tests {
             (
                 "http://splunk:8088/services/collector/event?channel=x",
                 "http://splunk:8088/services/collector/event?channel=x",
+            ),
+            (
+                "https://http-inputs-acme.splunkcloud.com",
+                "https://http-inputs-acme.splunkcloud.com/services/collector/event",
             ),
         ] {
             assert_eq!(event_url(endpoint).unwrap().to_string(), url);

@@ -12,18 +12,21 @@
 //! moves the batch to the dead-letter file with an error log carrying the status and
 //! the receiver's answer.
 //!
-//! Plain `http://` only: this build's HTTP client has no TLS, which suits a receiver
-//! on the same host or pod; reach a remote one through a local forwarder or proxy.
+//! `https://` endpoints are verified against the system trust store, or against
+//! `ca_file` alone, and can present a client certificate (`tls_cert`, `tls_key`); see
+//! [`crate::tls`]. The endpoint's host name is sent as SNI and must be one of the
+//! certificate's names.
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
 use super::spool::{Delivery, DeliveryError, SinkOptions, SpoolOptions, SpooledSink};
+use crate::tls::client::{ClientTls, Probe};
 
 /// A configuration value kept out of logs and `Debug` output (tokens, keys, headers).
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -74,9 +77,26 @@ pub enum Compression {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The `http://` URL to POST to, e.g. `http://127.0.0.1:8080/` for Vector or
-    /// `http://127.0.0.1:9880/minewatch.alert` for Fluent Bit (the path is the tag).
+    /// The `http://` or `https://` URL to POST to, e.g. `http://127.0.0.1:8080/` for
+    /// Vector or `https://alerts.example.com:9880/minewatch.alert` for Fluent Bit (the
+    /// path is the tag).
     pub endpoint: String,
+    /// PEM file of the CA certificates that sign the receiver's certificate, trusted
+    /// instead of the system trust store (as curl's `--cacert`); `https://` only.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Verify the receiver's certificate and host name (default `true`). `false` accepts
+    /// any certificate, so anyone on the path can read and change the alerts; minewatch
+    /// says so in a WARN log at start.
+    #[serde(default = "default_tls_verify")]
+    pub tls_verify: bool,
+    /// PEM certificate chain to present when the receiver asks for a client certificate
+    /// (mutual TLS); needs `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
     /// How alerts are framed in a request body: `ndjson` (the default) or `json_array`.
     /// (Named `framing` because `format` chooses native or OCSF alerts on every output.)
     #[serde(default)]
@@ -117,6 +137,11 @@ fn default_timeout_secs() -> u64 {
     DEFAULT_TIMEOUT_SECS
 }
 
+/// `tls_verify` is on unless switched off.
+pub(super) fn default_tls_verify() -> bool {
+    true
+}
+
 impl HttpConfig {
     /// Checks the settings and starts the output, spooling in `<spool_dir>/<name>/`.
     ///
@@ -124,7 +149,7 @@ impl HttpConfig {
     /// A setting is invalid (the message names it), or the spool cannot be opened.
     pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<HttpDelivery>> {
         let delivery = self
-            .delivery()
+            .delivery_for(name)
             .with_context(|| format!("output {name}: invalid http settings"))?;
         let dir = super::spool::output_dir(spool_dir, name)?;
         SpooledSink::new(name, &dir, delivery, self.sink_options())
@@ -136,12 +161,28 @@ impl HttpConfig {
     /// # Errors
     /// The endpoint, a header or the timeout is invalid.
     pub fn delivery(&self) -> Result<HttpDelivery> {
+        self.delivery_for("http")
+    }
+
+    /// The output's TLS settings.
+    pub fn client_tls(&self) -> ClientTls {
+        ClientTls {
+            ca_file: self.ca_file.clone(),
+            verify: self.tls_verify,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+        }
+    }
+
+    fn delivery_for(&self, name: &str) -> Result<HttpDelivery> {
         let url = parse_endpoint(&self.endpoint, "endpoint")?;
+        let tls = endpoint_tls(&url, &self.client_tls(), name)?;
         let poster = Poster::new(
             url,
             &self.headers,
             self.compression,
             self.timeout_secs,
+            tls,
             "HTTP receiver",
         )?;
         Ok(HttpDelivery {
@@ -220,7 +261,7 @@ impl Delivery for HttpDelivery {
     }
 }
 
-/// Checks that `endpoint` is an `http://` URL with a host.
+/// Checks that `endpoint` is an `http://` or `https://` URL with a host.
 ///
 /// # Errors
 /// It is not, with what to write instead.
@@ -231,17 +272,39 @@ pub(super) fn parse_endpoint(endpoint: &str, setting: &str) -> Result<ureq::http
         )
     })?;
     match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => bail!(
-            "{setting} {endpoint:?}: https is not supported by this build (its HTTP client has no \
-             TLS); send to a receiver on the same host over http://, or through a local TLS proxy"
-        ),
-        _ => bail!("{setting} {endpoint:?} must start with http://"),
+        Some("http" | "https") => {}
+        _ => bail!("{setting} {endpoint:?} must start with http:// or https://"),
     }
     if uri.host().is_none_or(str::is_empty) {
         bail!("{setting} {endpoint:?} has no host; write it like http://127.0.0.1:8080/");
     }
     Ok(uri)
+}
+
+/// The TLS settings ureq uses for `url`, with a probe to explain lost connections:
+/// none for `http://`, where setting any TLS key is an error.
+///
+/// # Errors
+/// A TLS key on a plaintext endpoint, or TLS files that do not load.
+pub(super) fn endpoint_tls(
+    url: &ureq::http::Uri,
+    tls: &ClientTls,
+    output: &str,
+) -> Result<Option<(ureq::tls::TlsConfig, Probe)>> {
+    if url.scheme_str() == Some("https") {
+        let (ureq, rustls) = tls.ureq(output)?;
+        let host = url.host().unwrap_or_default();
+        let probe = Probe::new(rustls, host, url.port_u16().unwrap_or(443))
+            .with_context(|| format!("endpoint {url}"))?;
+        return Ok(Some((ureq, probe)));
+    }
+    if tls.any_set() {
+        bail!(
+            "ca_file, tls_verify, tls_cert and tls_key apply to https:// endpoints, and {url} is \
+             plain http://"
+        );
+    }
+    Ok(None)
 }
 
 /// A receiver's answer: status and (the start of) its body.
@@ -283,6 +346,8 @@ impl Answer {
 /// An HTTP client for one endpoint, with fixed headers and compression.
 pub(super) struct Poster {
     agent: ureq::Agent,
+    probe: Option<Probe>,
+    timeout: Duration,
     url: String,
     headers: Vec<(String, Secret)>,
     compression: Compression,
@@ -311,6 +376,7 @@ impl Poster {
         headers: &BTreeMap<String, Secret>,
         compression: Compression,
         timeout_secs: u64,
+        tls: Option<(ureq::tls::TlsConfig, Probe)>,
         receiver: &'static str,
     ) -> Result<Poster> {
         if timeout_secs == 0 {
@@ -330,15 +396,21 @@ impl Poster {
             })?;
             checked.push((name.clone(), value.clone()));
         }
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .timeout_global(Some(Duration::from_secs(timeout_secs)))
-            .user_agent(concat!("minewatch/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+            .user_agent(concat!("minewatch/", env!("CARGO_PKG_VERSION")));
+        let mut probe = None;
+        if let Some((tls, tls_probe)) = tls {
+            config = config.tls_config(tls);
+            probe = Some(tls_probe);
+        }
+        let agent: ureq::Agent = config.build().into();
         Ok(Poster {
             agent,
+            probe,
+            timeout: Duration::from_secs(timeout_secs),
             url: url.to_string(),
             headers: checked,
             compression,
@@ -363,8 +435,15 @@ impl Poster {
             request = request.header(name.as_str(), value.expose());
         }
         let mut response = request.send(&body[..]).map_err(|error| {
+            let mut why = crate::tls::explain_ureq(&error);
+            if let (Some(probe), ureq::Error::Io(io)) = (&self.probe, &error)
+                && crate::tls::client::connection_lost(io)
+                && let Some(found) = probe.diagnose(self.timeout.min(Duration::from_secs(5)))
+            {
+                why = format!("{why}; a TLS probe of the receiver found: {found}");
+            }
             DeliveryError::Retry(anyhow!(
-                "could not reach the {} at {}: {error}",
+                "could not reach the {} at {}: {why}",
                 self.receiver,
                 self.url
             ))
@@ -581,15 +660,32 @@ mod tests {
     }
 
     #[test]
-    fn endpoints_must_be_plain_http_urls() {
+    fn endpoints_must_be_http_or_https_urls() {
         assert!(parse_endpoint("http://127.0.0.1:8080/", "endpoint").is_ok());
-        let https = parse_endpoint("https://splunk:8088", "endpoint").unwrap_err();
-        assert!(
-            https.to_string().contains("https is not supported"),
-            "{https}"
-        );
+        assert!(parse_endpoint("https://splunk:8088", "endpoint").is_ok());
+        let ftp = parse_endpoint("ftp://splunk:8088", "endpoint").unwrap_err();
+        assert!(ftp.to_string().contains("https://"), "{ftp}");
         assert!(parse_endpoint("splunk:8088", "endpoint").is_err());
         assert!(parse_endpoint("not a url", "endpoint").is_err());
+    }
+
+    #[test]
+    fn tls_settings_on_a_plaintext_endpoint_are_refused() {
+        let config: HttpConfig = serde_json::from_value(serde_json::json!({
+            "endpoint": "http://127.0.0.1:9/", "ca_file": "/nonexistent/ca.pem"
+        }))
+        .unwrap();
+        let error = config.delivery().err().unwrap().to_string();
+        assert!(error.contains("apply to https://"), "{error}");
+        let https = HttpConfig {
+            endpoint: "https://127.0.0.1:9/".into(),
+            ..config
+        };
+        let error = format!("{:#}", https.delivery().err().unwrap());
+        assert!(
+            error.contains("ca_file /nonexistent/ca.pem: cannot read it"),
+            "{error}"
+        );
     }
 
     #[test]

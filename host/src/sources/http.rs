@@ -12,8 +12,12 @@
 //! configured bearer token; 429 or 503 with `Retry-After` under back-pressure. Vector
 //! retries 408, 429 and 5xx; a retried batch does not double-count, because the rate
 //! rules drop `eventID`s they have counted and unseen keys are already learned.
+//!
+//! With `tls_cert` and `tls_key` the listener speaks HTTPS only (see [`crate::tls`]);
+//! with `tls_client_ca` too, a client must present a certificate signed by that CA.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,15 +36,34 @@ use super::Collected;
 use crate::intake::{ReadOptions, read_stream};
 use crate::serve::router::TenantRouter;
 use crate::serve::worker::{Receiving, Refused};
+use crate::sinks::http::Secret;
 
 /// Settings of the HTTP source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSourceConfig {
-    /// Address to listen on; loopback unless you mean otherwise.
+    /// Address to listen on; loopback unless you mean otherwise. Beyond loopback,
+    /// `serve` refuses to start without a token (or `tls_client_ca`), and with a token
+    /// but no TLS, unless `allow_unauthenticated` or `allow_plaintext` says otherwise.
     pub listen: SocketAddr,
     /// When set, requests must carry `Authorization: Bearer <token>` (not `/health`).
-    pub token: Option<String>,
+    /// `--http-token` or the `MINEWATCH_HTTP_TOKEN` environment variable override it.
+    pub token: Option<Secret>,
+    /// PEM certificate chain (leaf first) to serve HTTPS with; needs `tls_key`.
+    /// Re-read on SIGHUP.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: when set, every client must present a certificate signed by
+    /// one of them (mutual TLS). Re-read on SIGHUP.
+    pub tls_client_ca: Option<PathBuf>,
+    /// Start even though a token would cross the network in clear (a listener beyond
+    /// loopback with a token and no TLS), e.g. on a private pod network or behind a
+    /// TLS-terminating proxy.
+    pub allow_plaintext: bool,
+    /// Start even though anyone who reaches the listener may send events (a listener
+    /// beyond loopback with neither a token nor `tls_client_ca`).
+    pub allow_unauthenticated: bool,
     /// Largest accepted body after decompression.
     pub max_body_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) under back-pressure.
@@ -52,9 +75,54 @@ impl Default for HttpSourceConfig {
         HttpSourceConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8686)),
             token: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            allow_plaintext: false,
+            allow_unauthenticated: false,
             max_body_bytes: 64 << 20,
             retry_after_secs: 1,
         }
+    }
+}
+
+impl HttpSourceConfig {
+    /// The listener's TLS files, if it serves TLS.
+    ///
+    /// # Errors
+    /// Only one of `tls_cert` and `tls_key`, or `tls_client_ca` without them.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::tls::server::ServerTlsFiles>> {
+        crate::tls::server::ServerTlsFiles::from_settings(
+            "http",
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )
+    }
+
+    /// Checks the values serde cannot, and refuses to expose the listener beyond
+    /// loopback without protection (see [`crate::sources::check_exposure`]).
+    ///
+    /// # Errors
+    /// What is wrong, and what to set instead.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
+        {
+            anyhow::bail!("[sources.http] token is empty: remove it, or set a real one");
+        }
+        let tls = self.tls_files()?;
+        crate::sources::check_exposure(&crate::sources::Exposure {
+            source: "http",
+            listen: self.listen,
+            secret: self.token.as_ref().map(|_| "token"),
+            tls: tls.is_some(),
+            client_certificates: self.tls_client_ca.is_some(),
+            allow_plaintext: self.allow_plaintext,
+            allow_unauthenticated: self.allow_unauthenticated,
+        })
     }
 }
 
@@ -91,7 +159,7 @@ fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given == token)
+        .is_some_and(|given| given == token.expose())
 }
 
 async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {

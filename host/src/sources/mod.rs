@@ -9,6 +9,75 @@ use serde_json::Value;
 
 use crate::intake::{Location, Skip, Visitor};
 
+/// How a listener is exposed, for [`check_exposure`].
+#[derive(Debug, Clone, Copy)]
+pub struct Exposure {
+    /// `http` or `forward`, as in `[sources.<source>]`.
+    pub source: &'static str,
+    /// Where it listens.
+    pub listen: std::net::SocketAddr,
+    /// The name of its secret setting (`token`, `shared_key`) when one is set.
+    pub secret: Option<&'static str>,
+    /// Whether it speaks TLS.
+    pub tls: bool,
+    /// Whether it requires client certificates.
+    pub client_certificates: bool,
+    /// `allow_plaintext = true`.
+    pub allow_plaintext: bool,
+    /// `allow_unauthenticated = true`.
+    pub allow_unauthenticated: bool,
+}
+
+/// Refuses a listener beyond loopback that would send its secret in clear, or that
+/// would take events from anyone; loopback listeners pass.
+///
+/// # Errors
+/// Why the listener is refused, and the settings that would make it acceptable.
+pub fn check_exposure(exposure: &Exposure) -> Result<()> {
+    let Exposure { source, listen, .. } = *exposure;
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    let (flag, variable) = match source {
+        "http" => ("--http-token", "MINEWATCH_HTTP_TOKEN"),
+        _ => ("--forward-shared-key", "MINEWATCH_FORWARD_SHARED_KEY"),
+    };
+    if let Some(secret) = exposure.secret
+        && !exposure.tls
+        && !exposure.allow_plaintext
+    {
+        anyhow::bail!(
+            "[sources.{source}] listens on {listen}, beyond loopback, without TLS, so its \
+             {secret} would cross the network in clear for anyone on the path to read and \
+             reuse: set tls_cert and tls_key, listen on a loopback address, or set \
+             allow_plaintext = true if the network between the clients and minewatch is \
+             private (a pod network, or a TLS-terminating proxy in front)"
+        );
+    }
+    if exposure.secret.is_none() && !exposure.client_certificates && !exposure.allow_unauthenticated
+    {
+        let secret = match source {
+            "http" => "token",
+            _ => "shared_key",
+        };
+        anyhow::bail!(
+            "[sources.{source}] listens on {listen}, beyond loopback, with no {secret}, so \
+             anyone who can reach it can feed it events (and teach the baselines whatever \
+             they like): set {secret} (or {flag} / {variable}) together with tls_cert and \
+             tls_key, require client certificates with tls_client_ca, listen on a loopback \
+             address, or set allow_unauthenticated = true if only trusted clients can reach it"
+        );
+    }
+    if !exposure.tls {
+        tracing::warn!(
+            source,
+            %listen,
+            "A listener beyond loopback has no TLS: events cross the network in clear."
+        );
+    }
+    Ok(())
+}
+
 /// Collects what the intake decoders find in one request or chunk.
 #[derive(Debug, Default)]
 pub struct Collected {

@@ -27,9 +27,15 @@
 //! Anything that is not msgpack, or is msgpack of the wrong shape, closes that connection
 //! with one warning and never affects the others; so does a message over
 //! [`ForwardConfig::max_message_bytes`]. (Fluentd's in_forward also takes JSON; this server
-//! does not, and closes such a connection as garbage.) TLS is not offered: run it on
-//! loopback or a pod network, next to the forwarder. Individual entries that are malformed (bad time,
-//! record not a map) are dropped and counted in [`ForwardBatch::dropped`].
+//! does not, and closes such a connection as garbage.) Individual entries that are
+//! malformed (bad time, record not a map) are dropped and counted in
+//! [`ForwardBatch::dropped`].
+//!
+//! TLS ([`serve_tls`]): with `tls_cert` and `tls_key` every connection starts with a TLS
+//! handshake (Fluent Bit's and Fluentd's `out_forward` with `tls on`), run in the
+//! connection's own task within a timeout, so a client that stalls or fails it affects
+//! nobody else; the shared-key handshake then runs inside TLS. UDP heartbeats stay
+//! plaintext (they carry nothing).
 
 mod protocol;
 mod server;
@@ -43,7 +49,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use server::serve;
+pub use server::{serve, serve_tls};
 
 use crate::serve::worker::Receiving;
 
@@ -113,10 +119,29 @@ pub trait ForwardHandler: Send + Sync + 'static {
 #[derive(Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
-    /// Address to listen on (TCP, and UDP for heartbeats); loopback unless you mean otherwise.
+    /// Address to listen on (TCP, and UDP for heartbeats); loopback unless you mean
+    /// otherwise. Beyond loopback, `serve` refuses to start without a shared key (or
+    /// `tls_client_ca`), and with a shared key but no TLS, unless
+    /// `allow_unauthenticated` or `allow_plaintext` says otherwise.
     pub listen: std::net::SocketAddr,
     /// Shared key for the HELO/PING/PONG handshake; none disables authentication.
+    /// `--forward-shared-key` or the `MINEWATCH_FORWARD_SHARED_KEY` environment variable
+    /// override it.
     pub shared_key: Option<String>,
+    /// PEM certificate chain (leaf first) to serve TLS with; needs `tls_key`. Re-read
+    /// on SIGHUP.
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// PEM CA certificates: when set, every client must present a certificate signed by
+    /// one of them (Fluent Bit's `tls.crt_file`/`tls.key_file`). Re-read on SIGHUP.
+    pub tls_client_ca: Option<std::path::PathBuf>,
+    /// Start even though the shared key's handshake would cross the network in clear (a
+    /// listener beyond loopback with a shared key and no TLS).
+    pub allow_plaintext: bool,
+    /// Start even though anyone who reaches the listener may send events (a listener
+    /// beyond loopback with neither a shared key nor `tls_client_ca`).
+    pub allow_unauthenticated: bool,
     /// Server hostname sent in HELO/PONG.
     pub self_hostname: String,
     /// Largest accepted message (bytes) before the connection is closed as abusive.
@@ -136,6 +161,11 @@ impl Default for ForwardConfig {
         ForwardConfig {
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 24224)),
             shared_key: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            allow_plaintext: false,
+            allow_unauthenticated: false,
             self_hostname: "minewatch".to_owned(),
             max_message_bytes: 64 * 1024 * 1024,
             max_decompressed_bytes: 256 * 1024 * 1024,
@@ -155,6 +185,11 @@ impl fmt::Debug for ForwardConfig {
                 "shared_key",
                 &self.shared_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("tls_client_ca", &self.tls_client_ca)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("allow_unauthenticated", &self.allow_unauthenticated)
             .field("self_hostname", &self.self_hostname)
             .field("max_message_bytes", &self.max_message_bytes)
             .field("max_decompressed_bytes", &self.max_decompressed_bytes)
@@ -188,6 +223,38 @@ impl ForwardConfig {
         if self.max_connections == 0 {
             anyhow::bail!("fluent max_connections must be positive");
         }
+        self.tls_files()?;
         Ok(())
+    }
+
+    /// The listener's TLS files, if it serves TLS.
+    ///
+    /// # Errors
+    /// Only one of `tls_cert` and `tls_key`, or `tls_client_ca` without them.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::tls::server::ServerTlsFiles>> {
+        crate::tls::server::ServerTlsFiles::from_settings(
+            "forward",
+            self.tls_cert.as_deref(),
+            self.tls_key.as_deref(),
+            self.tls_client_ca.as_deref(),
+        )
+    }
+
+    /// [`ForwardConfig::validate`], and refuses to expose the listener beyond loopback
+    /// without protection (see [`crate::sources::check_exposure`]).
+    ///
+    /// # Errors
+    /// What is wrong, and what to set instead.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.validate()?;
+        crate::sources::check_exposure(&crate::sources::Exposure {
+            source: "forward",
+            listen: self.listen,
+            secret: self.shared_key.as_ref().map(|_| "shared_key"),
+            tls: self.tls_cert.is_some(),
+            client_certificates: self.tls_client_ca.is_some(),
+            allow_plaintext: self.allow_plaintext,
+            allow_unauthenticated: self.allow_unauthenticated,
+        })
     }
 }

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-
-use crate::serve::worker::Receiving;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
@@ -26,6 +24,8 @@ use tracing::{debug, error, info, warn};
 
 use super::protocol::{self, Decoded, FrameScanner, Limits, ProtocolError};
 use super::{ForwardConfig, ForwardHandler, Refusal};
+use crate::serve::worker::Receiving;
+use crate::tls::server::ServerTls;
 
 /// Messages at least this large are decoded (and inflated) on a blocking thread.
 const BLOCKING_DECODE_BYTES: usize = 256 * 1024;
@@ -49,6 +49,19 @@ pub async fn serve(
     handler: Arc<dyn ForwardHandler>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    serve_tls(listener, config, None, handler, shutdown).await
+}
+
+/// [`serve`], with every connection over TLS when `tls` is given (its certificates can
+/// be replaced while serving, see [`ServerTls::reload`]). A failed handshake is logged
+/// and counted by [`ServerTls::accept`] and closes that connection only.
+pub async fn serve_tls(
+    listener: TcpListener,
+    config: ForwardConfig,
+    tls: Option<Arc<ServerTls>>,
+    handler: Arc<dyn ForwardHandler>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     config.validate()?;
     let address = listener.local_addr()?;
     let config = Arc::new(config);
@@ -68,6 +81,7 @@ pub async fn serve(
     info!(
         %address,
         shared_key = config.shared_key.is_some(),
+        tls = tls.is_some(),
         "Serving the Fluent Forward protocol."
     );
     let (stop, stopped) = watch::channel(false);
@@ -86,6 +100,7 @@ pub async fn serve(
                             stream,
                             peer,
                             Arc::clone(&config),
+                            tls.clone(),
                             Arc::clone(&handler),
                             stopped.clone(),
                             slot,
@@ -160,13 +175,15 @@ async fn answer_heartbeats(socket: UdpSocket) {
     }
 }
 
-/// Runs one connection to its end and logs why it ended.
+/// Runs one connection (its TLS handshake first, when configured) to its end and logs
+/// why it ended.
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     config: Arc<ForwardConfig>,
+    tls: Option<Arc<ServerTls>>,
     handler: Arc<dyn ForwardHandler>,
-    stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
 ) {
     // Acks are small and awaited by the client: send them without Nagle's delay.
@@ -174,6 +191,29 @@ async fn connection(
         debug!(%error, peer = %peer, "Could not disable Nagle's algorithm on a Forward connection.");
     }
     debug!(peer = %peer, "Accepted a Forward connection.");
+    match tls {
+        None => converse(stream, peer, config, handler, stopped).await,
+        Some(tls) => {
+            let handshake = tokio::select! {
+                biased;
+                _ = stopped.wait_for(|stop| *stop) => return,
+                handshake = tls.accept(stream, peer) => handshake,
+            };
+            if let Some(stream) = handshake {
+                converse(stream, peer, config, handler, stopped).await;
+            }
+        }
+    }
+}
+
+/// Runs the Forward protocol on an established stream and logs why it ended.
+async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    peer: SocketAddr,
+    config: Arc<ForwardConfig>,
+    handler: Arc<dyn ForwardHandler>,
+    stopped: watch::Receiver<bool>,
+) {
     let idle_timeout_secs = config.idle_timeout_secs;
     let mut connection = Connection {
         stream,
@@ -238,8 +278,8 @@ enum Close {
 }
 
 /// One client connection.
-struct Connection {
-    stream: TcpStream,
+struct Connection<S> {
+    stream: S,
     peer: SocketAddr,
     idle: Duration,
     config: Arc<ForwardConfig>,
@@ -252,7 +292,7 @@ struct Connection {
     receiving: Option<Receiving>,
 }
 
-impl Connection {
+impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Handles messages until the client closes, the server stops, or something is wrong.
     async fn run(&mut self, mut stopped: watch::Receiver<bool>) -> Result<(), Close> {
         let mut nonce = None;
