@@ -87,18 +87,6 @@ pub struct Submitter {
 }
 
 impl Submitter {
-    /// Submits records (with the skips found while decoding them and the count of
-    /// lines the prefilter rejected) and waits until they are processed and committed.
-    pub async fn submit(
-        &self,
-        records: Vec<(Value, Location)>,
-        skips: Vec<Skip>,
-        filtered: u64,
-    ) -> Result<Receipt, Refused> {
-        let answer = self.enqueue(records, skips, filtered)?;
-        answer.await.unwrap_or(Err(Refused::Closed))
-    }
-
     /// Queues records without waiting; the receiver gets the verdict.
     ///
     /// # Errors
