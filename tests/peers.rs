@@ -23,7 +23,7 @@ use crate::util::{Dir, Server, alerts, command, generate_scenario, setup};
 
 /// The real peer binary `name` (`fluent-bit`, `vector`), or `None` (with a notice) where
 /// it is missing outside CI.
-fn peer(name: &str) -> Option<PathBuf> {
+pub fn peer(name: &str) -> Option<PathBuf> {
     let var = format!("MINEWATCH_{}", name.replace('-', "_").to_uppercase());
     let path = std::env::var_os(&var)
         .map(PathBuf::from)
@@ -227,10 +227,16 @@ fn vector_example_replays_the_scenario_with_the_alerts_of_run() {
     );
     let server = Server::start(&dir, &["--config", "minewatch.toml"]);
     let vector = Peer::start(&vector, &["--config", "vector.toml"], &dir);
-    wait_until_settled(expected.len(), || vector.json_lines().len());
-    let got = vector.json_lines();
+    assert_replay_gives(server, &vector, &expected, "Vector");
+}
+
+/// Waits for the alerts to come back into `peer`, stops `server`, and checks that they
+/// are `expected` and that the server logged no error.
+fn assert_replay_gives(server: Server, peer: &Peer, expected: &[Value], what: &str) {
+    wait_until_settled(expected.len(), || peer.json_lines().len());
+    let got = peer.json_lines();
     let log = server.stop();
-    assert_same_alerts(&got, &expected, &format!("Vector\n{}", vector.log()));
+    assert_same_alerts(&got, expected, &format!("{what}\n{}", peer.log()));
     assert!(!log.contains("ERROR"), "{log}");
 }
 
@@ -272,15 +278,7 @@ fn fluent_bit_example_replays_the_scenario_with_the_alerts_of_run() {
     );
     let server = Server::start_with(&dir, &["--config", "minewatch.toml"], &["Fluent Forward"]);
     let fluent_bit = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
-    wait_until_settled(expected.len(), || fluent_bit.json_lines().len());
-    let got = fluent_bit.json_lines();
-    let log = server.stop();
-    assert_same_alerts(
-        &got,
-        &expected,
-        &format!("Fluent Bit\n{}", fluent_bit.log()),
-    );
-    assert!(!log.contains("ERROR"), "{log}");
+    assert_replay_gives(server, &fluent_bit, &expected, "Fluent Bit");
 }
 
 #[test]

@@ -16,33 +16,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::peers::peer;
 use crate::pki::Pki;
 use crate::util::{Dir, Server, alerts, command, generate_scenario, setup, unique_pairs};
-
-/// A peer binary: `$<variable>`, else `../shared/peers/<name>` beside the checkout.
-fn peer(name: &str, variable: &str) -> Option<PathBuf> {
-    let path = std::env::var_os(variable)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/peers")
-                .join(name)
-        });
-    if path.is_file() {
-        return Some(path);
-    }
-    if std::env::var("CI").is_ok_and(|ci| ci == "true") {
-        panic!(
-            "the real {name} is missing at {} (set {variable} to its path); CI must run this test",
-            path.display()
-        );
-    }
-    eprintln!(
-        "skipping: no {name} at {} (set {variable} to its path)",
-        path.display()
-    );
-    None
-}
 
 /// A peer process, killed when dropped; its output goes to a file in the test directory.
 struct Peer {
@@ -191,7 +167,7 @@ fn wait_for_records(taken: impl Fn() -> u64, lines: usize, server: &Server, peer
 
 #[test]
 fn fluent_bit_forwards_over_verified_tls_and_the_alerts_are_those_of_run() {
-    let Some(fluent_bit) = peer("fluent-bit", "MINEWATCH_FLUENT_BIT") else {
+    let Some(fluent_bit) = peer("fluent-bit") else {
         return;
     };
     let (dir, _) = setup();
@@ -259,7 +235,7 @@ fn fluent_bit_forwards_over_verified_tls_and_the_alerts_are_those_of_run() {
 
 #[test]
 fn vector_posts_over_tls_with_its_ca_file_and_the_alerts_are_those_of_run() {
-    let Some(vector) = peer("vector", "MINEWATCH_VECTOR") else {
+    let Some(vector) = peer("vector") else {
         return;
     };
     let (dir, _) = setup();
@@ -324,7 +300,7 @@ fn vector_posts_over_tls_with_its_ca_file_and_the_alerts_are_those_of_run() {
 
 #[test]
 fn minewatch_forwards_alerts_to_fluent_bit_in_forward_over_tls() {
-    let Some(fluent_bit) = peer("fluent-bit", "MINEWATCH_FLUENT_BIT") else {
+    let Some(fluent_bit) = peer("fluent-bit") else {
         return;
     };
     let (dir, _) = setup();
