@@ -104,10 +104,21 @@ fn fluent_logger_for_python_reaches_the_detector() {
         .status()
         .unwrap();
     assert!(status.success());
-    // The Python sender does not wait for acks: give the server a moment, then drain.
-    std::thread::sleep(Duration::from_millis(500));
+    // The Python sender does not wait for acks: wait until the alerts are written (each
+    // record is its own message, judged after the settle time), then drain.
+    let written = || {
+        std::fs::read(dir.join("alerts.ndjson"))
+            .map(|bytes| unique_pairs(&alerts(&bytes)))
+            .unwrap_or_default()
+    };
+    for _ in 0..600 {
+        if written().len() >= 4 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     server.stop();
-    let got = unique_pairs(&alerts(&std::fs::read(dir.join("alerts.ndjson")).unwrap()));
+    let got = written();
     assert_eq!(got.len(), 4, "{got:?}");
 }
 

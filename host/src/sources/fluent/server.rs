@@ -309,10 +309,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 .map_err(Close::Protocol)?;
             if let Some(len) = scanned {
                 let frame = self.buf.split_to(len).freeze();
+                // A message already buffered behind this one waits for this one's verdict,
+                // so it is not on its way to the pipeline: no guard for it until more is read.
                 let receiving = self.receiving.take().unwrap_or_else(Receiving::start);
-                if !self.buf.is_empty() {
-                    self.receiving = Some(Receiving::start());
-                }
                 match nonce.take() {
                     Some(nonce) => self.authenticate(&frame, &nonce).await?,
                     None => self.handle_message(frame, receiving).await?,
