@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::fluent_bit::plugin_wasm;
-use crate::util::{Dir, Server, alerts, command, generate_scenario, setup};
+use crate::util::{Dir, Server, alerts, command, generate_scenario, pairs, setup};
 
 /// The real peer binary `name` (`fluent-bit`, `vector`), or `None` (with a notice) where
 /// it is missing outside CI.
@@ -117,6 +117,19 @@ impl Peer {
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
             .filter(Value::is_object)
+            .collect()
+    }
+
+    /// The alerts the wasm filter added to the records it printed.
+    fn tagged_alerts(&self) -> Vec<Value> {
+        self.json_lines()
+            .iter()
+            .flat_map(|r| {
+                r["minewatch_alerts"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -281,6 +294,20 @@ fn fluent_bit_example_replays_the_scenario_with_the_alerts_of_run() {
     assert_replay_gives(server, &fluent_bit, &expected, "Fluent Bit");
 }
 
+/// Fluent Bit running the filter example's files, unmodified, with the built plugin, in
+/// `dir` (whose `cloudtrail/` it tails).
+fn start_filter_example(fluent_bit: &Path, dir: &Dir) -> Peer {
+    for file in [
+        "fluent-bit-filter/fluent-bit.conf",
+        "fluent-bit-filter/parsers.conf",
+        "fluent-bit-filter/minewatch-filter.json",
+    ] {
+        copy_example(dir, file, &[]);
+    }
+    std::fs::copy(plugin_wasm(), dir.join("minewatch_fluent_bit.wasm")).unwrap();
+    Peer::start(fluent_bit, &["-c", "fluent-bit.conf"], dir)
+}
+
 #[test]
 fn fluent_bit_filter_example_tags_the_alerts_of_run() {
     let Some(fluent_bit) = peer("fluent-bit") else {
@@ -289,29 +316,9 @@ fn fluent_bit_filter_example_tags_the_alerts_of_run() {
     let (dir, _) = setup();
     // The filter judges each record as it passes, in the file's order, as `run` does.
     let (_, expected) = scenario(&dir);
-    for file in [
-        "fluent-bit-filter/fluent-bit.conf",
-        "fluent-bit-filter/parsers.conf",
-        "fluent-bit-filter/minewatch-filter.json",
-    ] {
-        copy_example(&dir, file, &[]);
-    }
-    std::fs::copy(plugin_wasm(), dir.join("minewatch_fluent_bit.wasm")).unwrap();
-    let fluent_bit = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
-    let tagged = || -> Vec<Value> {
-        fluent_bit
-            .json_lines()
-            .iter()
-            .flat_map(|r| {
-                r["minewatch_alerts"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect()
-    };
-    wait_until_settled(expected.len(), || tagged().len());
-    let got = tagged();
+    let fluent_bit = start_filter_example(&fluent_bit, &dir);
+    wait_until_settled(expected.len(), || fluent_bit.tagged_alerts().len());
+    let got = fluent_bit.tagged_alerts();
     let log = fluent_bit.log();
     assert_same_alerts(&got, &expected, &format!("Fluent Bit filter_wasm\n{log}"));
     assert!(!log.contains("wasm operand stack overflow"), "{log}");
@@ -475,16 +482,8 @@ fn fluent_bit_filter_example_passes_mass_launches_without_a_trap() {
     trail.push_str(&format!("{newcomer}\n{mass}\n"));
     std::fs::create_dir_all(dir.join("cloudtrail")).unwrap();
     dir.write("cloudtrail/mass.ndjson", &trail);
-    for file in [
-        "fluent-bit-filter/fluent-bit.conf",
-        "fluent-bit-filter/parsers.conf",
-        "fluent-bit-filter/minewatch-filter.json",
-    ] {
-        copy_example(&dir, file, &[]);
-    }
-    std::fs::copy(plugin_wasm(), dir.join("minewatch_fluent_bit.wasm")).unwrap();
 
-    let peer = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
+    let peer = start_filter_example(&fluent_bit, &dir);
     let archived = || {
         std::fs::read_to_string(dir.join("archive/aws.cloudtrail"))
             .map(|t| t.lines().count())
@@ -509,22 +508,7 @@ fn fluent_bit_filter_example_passes_mass_launches_without_a_trap() {
         late < early + 16 * 1024,
         "Fluent Bit grew from {early} KiB to {late} KiB over 14,500 launches"
     );
-    let tagged: Vec<(String, String)> = peer
-        .json_lines()
-        .iter()
-        .flat_map(|r| {
-            r["minewatch_alerts"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-        })
-        .map(|a| {
-            (
-                a["detection"].as_str().unwrap().to_string(),
-                a["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let tagged = pairs(&peer.tagged_alerts());
     for expected in [
         ("ec2-unseen-user", "arn:aws:iam::111122223333:user/mallory"),
         ("ec2-unseen-ami", "ami-0badbadbadbadbad0"),
