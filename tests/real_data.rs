@@ -5,12 +5,15 @@ use std::collections::BTreeSet;
 use crate::util::{alerts, data, setup, shared, summary_count};
 
 /// Every skip reason the host or the built-in detector may give.
-const KNOWN_REASONS: [&str; 8] = [
+const KNOWN_REASONS: [&str; 11] = [
     "invalid-json",
     "oversized",
     "not-an-object",
     "not-cloudtrail",
     "empty-input",
+    "cloudtrail-digest",
+    "cloudtrail-insight",
+    "cwl-control-message",
     "bad-time",
     "bad-field",
     "detector-trap",

@@ -61,6 +61,16 @@ fn eventbridge_envelopes() {
 }
 
 #[test]
+fn cloudwatch_logs_envelopes_as_firehose_writes_them_to_s3() {
+    check("cloudwatch", "firehose.gz");
+}
+
+#[test]
+fn lookup_events_pages_newest_first() {
+    check("lookup-events", "pages.json");
+}
+
+#[test]
 fn ndjson_with_garbage() {
     check("garbage", "dirty.ndjson");
 }
@@ -115,7 +125,7 @@ fn the_prefilter_never_rejects_a_subscribed_event() {
         "dirty.ndjson",
     ])
     .ok(&dir);
-    let prefilter = minewatch::intake::Prefilter::new(["RunInstances", "StartInstances"]);
+    let prefilter = minewatch::intake::Prefilter::new(["RunInstances", "StartInstances"], []);
     let text = std::fs::read(dir.join("dirty.ndjson")).unwrap();
     let (mut rejected, mut total) = (0, 0);
     for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {

@@ -18,6 +18,9 @@ mod differential;
 mod fleet;
 /// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.
 mod fluent_bit;
+/// The roads CloudTrail leaves AWS by (field cases, envelopes, lookup-events, mass
+/// launches), read without configuration.
+mod intake;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).

@@ -323,4 +323,9 @@ pub enum LayoutArg {
     Eventbridge,
     /// NDJSON with garbage lines mixed in.
     Garbage,
+    /// CloudWatch Logs subscription envelopes as Firehose writes them to S3 (gzip
+    /// members back to back).
+    Cloudwatch,
+    /// `aws cloudtrail lookup-events` pages, newest first.
+    LookupEvents,
 }

@@ -512,6 +512,8 @@ fn generate(args: cli::GenerateArgs) -> Result<ExitCode> {
         LayoutArg::S3 => Layout::S3Archive,
         LayoutArg::Eventbridge => Layout::EventBridge,
         LayoutArg::Garbage => Layout::NdjsonWithGarbage,
+        LayoutArg::Cloudwatch => Layout::CloudWatchLogs,
+        LayoutArg::LookupEvents => Layout::LookupEvents,
     };
     let scenario = scenario::generate(&spec);
     let written = scenario::write(&scenario, layout, &args.output)?;

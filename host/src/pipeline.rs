@@ -149,6 +149,7 @@ impl Wiring {
                 info.subscriptions
                     .iter()
                     .flat_map(|s| s.event_names.iter().map(String::as_str)),
+                info.fields.iter().map(String::as_str),
             )
         });
         Ok(Wiring {

@@ -2,6 +2,9 @@
 //!
 //! Skips are logged with their location: the first [`SKIP_LOG_LIMIT`] at WARN, the rest
 //! at DEBUG, so a file full of garbage cannot flood the log; every skip is counted.
+//! CloudTrail's expected neighbours (digest files, Insights events, CloudWatch Logs
+//! control messages) are counted and logged at DEBUG only: a bucket holds a digest file
+//! an hour beside the log files.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,15 +12,25 @@ use std::fmt;
 use serde::Serialize;
 
 /// Skip reasons of the host and the built-in detector.
-pub const KNOWN_REASONS: [&str; 8] = [
+pub const KNOWN_REASONS: [&str; 11] = [
     "invalid-json",
     "oversized",
     "not-an-object",
     "not-cloudtrail",
     "empty-input",
+    "cloudtrail-digest",
+    "cloudtrail-insight",
+    "cwl-control-message",
     "bad-time",
     "bad-field",
     "detector-trap",
+];
+
+/// Reasons of CloudTrail's expected neighbours, logged at DEBUG only.
+pub const NEIGHBOURS: [&str; 3] = [
+    "cloudtrail-digest",
+    "cloudtrail-insight",
+    "cwl-control-message",
 ];
 
 /// Skips logged at WARN before the rest go to DEBUG.
@@ -78,7 +91,15 @@ impl RunSummary {
             .copied()
             .unwrap_or("other");
         metrics::counter!("minewatch_events_skipped_total", "reason" => label).increment(1);
-        let total = self.total_skipped();
+        if NEIGHBOURS.contains(&reason) {
+            tracing::debug!(%reason, %location, "Skipped input: {detail}.");
+            return;
+        }
+        let total = self.total_skipped()
+            - NEIGHBOURS
+                .iter()
+                .filter_map(|r| self.skipped.get(*r))
+                .sum::<u64>();
         if total <= SKIP_LOG_LIMIT {
             tracing::warn!(%reason, %location, "Skipped input: {detail}.");
             if total == SKIP_LOG_LIMIT {

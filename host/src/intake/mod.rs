@@ -1,12 +1,20 @@
 //! Reading CloudTrail records from files, directories and stdin.
 //!
-//! Every input is sniffed rather than trusted by name: gzip by its magic bytes; then
-//! NDJSON (one record per line, the only streaming shape), or a whole document:
-//! CloudTrail's `{"Records":[...]}` delivery file, a JSON array, a single record, or
-//! concatenated objects. EventBridge envelopes (`detail-type` + `detail`) are unwrapped
-//! wherever a record may stand. What cannot be read as a record is reported to the
-//! [`Visitor`] as a [`Skip`] with its location, and reading goes on.
+//! Every input is sniffed rather than trusted by name: gzip by its magic bytes (members
+//! back to back, as Firehose writes them, included); then NDJSON (one record per line,
+//! the only streaming shape), or a whole document: CloudTrail's `{"Records":[...]}`
+//! delivery file, a JSON array, a single record, or concatenated objects.
+//!
+//! Wherever a record may stand, the ways CloudTrail leaves AWS are unwrapped (see
+//! [`visit_value`]): EventBridge events, CloudWatch Logs subscription envelopes (also
+//! in their Lambda form), `aws cloudtrail lookup-events` pages, and shippers' wrapper
+//! fields (`message`, `log`, ...). CloudTrail's neighbours (digest files, Insights
+//! events, CloudWatch Logs control messages) are counted under their own reasons. What
+//! cannot be read as a record is reported to the [`Visitor`] as a [`Skip`] with its
+//! location, and reading goes on.
 
+mod envelope;
+mod fields;
 mod prefilter;
 mod sniff;
 mod thread;
@@ -22,6 +30,8 @@ use anyhow::{Context, Result};
 use flate2::read::MultiGzDecoder;
 use serde_json::Value;
 
+pub use envelope::{WRAPPER_FIELDS, visit_value};
+pub use fields::FieldSet;
 pub use prefilter::Prefilter;
 pub use sniff::read_stream;
 pub use thread::{Consumer, Input, Item, drain, spawn_reader};
@@ -76,6 +86,14 @@ pub enum SkipReason {
     NotCloudTrail,
     /// A file or stream with no records at all.
     EmptyInput,
+    /// A CloudTrail digest file (integrity hashes of log files, no events). This and the
+    /// next two are expected beside CloudTrail records, so they are logged at DEBUG only
+    /// (see [`crate::summary`]).
+    Digest,
+    /// A CloudTrail Insights event (an API rate anomaly CloudTrail found, not a call).
+    Insight,
+    /// A CloudWatch Logs `CONTROL_MESSAGE` (the subscription's health check).
+    ControlMessage,
 }
 
 impl SkipReason {
@@ -87,6 +105,9 @@ impl SkipReason {
             SkipReason::NotAnObject => "not-an-object",
             SkipReason::NotCloudTrail => "not-cloudtrail",
             SkipReason::EmptyInput => "empty-input",
+            SkipReason::Digest => "cloudtrail-digest",
+            SkipReason::Insight => "cloudtrail-insight",
+            SkipReason::ControlMessage => "cwl-control-message",
         }
     }
 }
@@ -128,12 +149,20 @@ pub trait Visitor {
 
     /// Counts lines [`Visitor::wants`] rejected.
     fn filtered(&mut self, _lines: u64) {}
+
+    /// The fields a record over `max_record_bytes` is cut down to (the detectors'
+    /// projection); without them such a record is skipped as oversized.
+    fn fields(&self) -> Option<&FieldSet> {
+        None
+    }
 }
 
 /// Limits applied while reading.
 #[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
-    /// Records (NDJSON lines) longer than this are skipped as [`SkipReason::Oversized`].
+    /// Records (NDJSON lines) longer than this are cut down to [`Visitor::fields`] while
+    /// they are parsed; when the kept fields alone are longer, or there is no field set,
+    /// they are skipped as [`SkipReason::Oversized`].
     pub max_record_bytes: usize,
 }
 
@@ -246,126 +275,6 @@ fn maybe_gunzip<'a, R: BufRead + 'a>(mut reader: R) -> io::Result<Box<dyn BufRea
         )))
     } else {
         Ok(Box::new(reader))
-    }
-}
-
-/// Hands the records inside one JSON value to the visitor, unwrapping delivery files,
-/// arrays, EventBridge envelopes and the visitor's record field. Returns how many
-/// records it found.
-///
-/// # Errors
-/// The visitor failed.
-pub fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
-    match value {
-        Value::Object(mut map) => {
-            if let Some(field) = visitor.record_field().map(str::to_string)
-                && let Some(inner) = map.remove(&field)
-            {
-                return visit_wrapped(inner, &field, location, visitor);
-            }
-            if let Some(Value::Array(records)) = map.remove("Records") {
-                return visit_elements(records, location, visitor);
-            }
-            if map.contains_key("detail-type")
-                && let Some(detail @ Value::Object(_)) = map.remove("detail")
-            {
-                return visit_value(detail, location, visitor);
-            }
-            if map.contains_key("eventName") || map.contains_key("eventSource") {
-                visitor.record(Value::Object(map), location.clone())?;
-                return Ok(1);
-            }
-            let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
-            visitor.skip(Skip {
-                reason: SkipReason::NotCloudTrail,
-                detail: format!(
-                    "an object without eventSource or eventName (keys: {})",
-                    keys.join(", ")
-                ),
-                location: location.clone(),
-            });
-            Ok(0)
-        }
-        Value::Array(items) => visit_elements(items, location, visitor),
-        other => {
-            visitor.skip(Skip {
-                reason: SkipReason::NotAnObject,
-                detail: format!("a JSON {} instead of a record", kind(&other)),
-                location: location.clone(),
-            });
-            Ok(0)
-        }
-    }
-}
-
-/// The record inside a configured field: parsed when it is a JSON string.
-fn visit_wrapped(
-    inner: Value,
-    field: &str,
-    location: &Location,
-    visitor: &mut dyn Visitor,
-) -> Result<u64> {
-    match inner {
-        Value::String(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(value @ Value::Object(_)) => visit_value(value, location, visitor),
-            Ok(other) => {
-                visitor.skip(Skip {
-                    reason: SkipReason::NotAnObject,
-                    detail: format!(
-                        "field {field} holds a JSON {} instead of a record",
-                        kind(&other)
-                    ),
-                    location: location.clone(),
-                });
-                Ok(0)
-            }
-            Err(error) => {
-                visitor.skip(Skip {
-                    reason: SkipReason::InvalidJson,
-                    detail: format!("field {field} is not JSON: {error}"),
-                    location: location.clone(),
-                });
-                Ok(0)
-            }
-        },
-        value => visit_value(value, location, visitor),
-    }
-}
-
-fn visit_elements(
-    items: Vec<Value>,
-    location: &Location,
-    visitor: &mut dyn Visitor,
-) -> Result<u64> {
-    let mut found = 0;
-    for (i, item) in items.into_iter().enumerate() {
-        let at = Location {
-            record: Some(i as u64 + 1),
-            ..location.clone()
-        };
-        found += match item {
-            Value::Array(_) => {
-                visitor.skip(Skip {
-                    reason: SkipReason::NotAnObject,
-                    detail: "a nested array instead of a record".into(),
-                    location: at,
-                });
-                0
-            }
-            item => visit_value(item, &at, visitor)?,
-        };
-    }
-    Ok(found)
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
     }
 }
 

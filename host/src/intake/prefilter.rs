@@ -13,17 +13,25 @@
 
 use memchr::memmem::Finder;
 
-/// The subscribed event names, ready to search for.
+use super::FieldSet;
+
+/// The subscribed event names, ready to search for, and the fields the detectors read
+/// (what a record over the size limit is cut down to).
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     names: Vec<Finder<'static>>,
     escape: Finder<'static>,
     event_source: Finder<'static>,
+    fields: FieldSet,
 }
 
 impl Prefilter {
-    /// A prefilter for these `eventName` values.
-    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>) -> Prefilter {
+    /// A prefilter for these `eventName` values, for detectors that read `fields`
+    /// (paths as in [`FieldSet::new`]).
+    pub fn new<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+        fields: impl IntoIterator<Item = &'a str>,
+    ) -> Prefilter {
         Prefilter {
             names: names
                 .into_iter()
@@ -31,24 +39,39 @@ impl Prefilter {
                 .collect(),
             escape: Finder::new(b"\\u").into_owned(),
             event_source: Finder::new(b"eventSource").into_owned(),
+            fields: FieldSet::new(fields),
         }
+    }
+
+    /// The fields the detectors read.
+    pub fn fields(&self) -> &FieldSet {
+        &self.fields
+    }
+
+    /// This prefilter keeping one more field of oversized records (a routing field).
+    pub fn keeping(mut self, path: &str) -> Prefilter {
+        self.fields = self.fields.with(path);
+        self
     }
 
     /// A prefilter that wants every line one of `filters` wants (tenants sharing a
     /// source: a record is parsed when some tenant may subscribe to it).
     pub fn union<'a>(filters: impl IntoIterator<Item = &'a Prefilter>) -> Prefilter {
         let mut names: Vec<Finder<'static>> = Vec::new();
+        let mut fields = FieldSet::new([]);
         for filter in filters {
             for name in &filter.names {
                 if !names.iter().any(|n| n.needle() == name.needle()) {
                     names.push(name.clone());
                 }
             }
+            fields = fields.union(&filter.fields);
         }
         Prefilter {
             names,
             escape: Finder::new(b"\\u").into_owned(),
             event_source: Finder::new(b"eventSource").into_owned(),
+            fields,
         }
     }
 
@@ -69,12 +92,13 @@ mod tests {
     use super::*;
 
     fn filter() -> Prefilter {
-        Prefilter::new(["RunInstances", "StartInstances"])
+        Prefilter::new(["RunInstances", "StartInstances"], [])
     }
 
     #[test]
     fn a_union_wants_what_any_member_wants() {
-        let union = Prefilter::union(&[filter(), Prefilter::new(["CreateUser", "RunInstances"])]);
+        let union =
+            Prefilter::union(&[filter(), Prefilter::new(["CreateUser", "RunInstances"], [])]);
         assert_eq!(union.names.len(), 3);
         assert!(union.wants(br#"{"eventSource":"iam.amazonaws.com","eventName":"CreateUser"}"#));
         assert!(

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use anyhow::Result;
 use serde_json::Value;
 
+use serde::de::DeserializeSeed;
+
+use super::envelope::is_lookup_page;
+use super::fields::{FieldSet, OVER_BUDGET};
 use super::{Location, ReadOptions, Skip, SkipReason, Visitor, maybe_gunzip, visit_value};
 
 /// Counts what a stream produced, to report a stream with nothing in it.
@@ -38,6 +42,10 @@ impl Visitor for Counting<'_> {
     fn filtered(&mut self, lines: u64) {
         self.records += lines;
         self.inner.filtered(lines);
+    }
+
+    fn fields(&self) -> Option<&FieldSet> {
+        self.inner.fields()
     }
 }
 
@@ -85,7 +93,19 @@ pub fn read_stream<R: BufRead>(
                         record: None,
                     };
                     if line.len() > options.max_record_bytes && value.get("Records").is_none() {
-                        counting.skip(oversized(options, location));
+                        let cut = counting.fields().map(|fields| {
+                            fields
+                                .cutter(options.max_record_bytes)
+                                .seed()
+                                .deserialize(value)
+                        });
+                        match cut {
+                            Some(Ok(value)) => {
+                                visit_value(value, &location, &mut counting)?;
+                            }
+                            Some(Err(_)) => counting.skip(oversized(options, location, true)),
+                            None => counting.skip(oversized(options, location, false)),
+                        }
                     } else {
                         visit_value(value, &location, &mut counting)?;
                     }
@@ -134,35 +154,120 @@ fn skip_whitespace(reader: &mut dyn BufRead) -> std::io::Result<(Option<u8>, u64
     }
 }
 
-/// Reads one line into `line` (without the newline), keeping at most `cap` bytes;
-/// returns whether the line was longer. At end of input `line` is left empty.
+/// How much of a line [`read_line_capped`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Line {
+    /// The whole line, within the cap.
+    Whole,
+    /// Over the cap; `line` holds its start, the rest is still in the reader (`false`)
+    /// or all of it is in `line` (`true`).
+    Long { complete: bool },
+}
+
+/// Reads one line into `line` (without the newline) while it stays within `cap` bytes;
+/// a longer line is left partly unread (see [`Line::Long`]). At end of input `line` is
+/// left empty.
 fn read_line_capped(
     reader: &mut dyn BufRead,
     cap: usize,
     line: &mut Vec<u8>,
-) -> std::io::Result<bool> {
+) -> std::io::Result<Line> {
     line.clear();
-    let mut oversized = false;
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok(oversized);
+            return Ok(Line::Whole);
         }
         let (chunk, done) = match memchr(buf) {
             Some(i) => (&buf[..i], Some(i + 1)),
             None => (buf, None),
         };
-        if line.len() + chunk.len() <= cap {
-            line.extend_from_slice(chunk);
-        } else {
-            oversized = true;
-        }
+        line.extend_from_slice(chunk);
         let used = done.unwrap_or(buf.len());
         reader.consume(used);
+        if line.len() > cap {
+            return Ok(Line::Long {
+                complete: done.is_some(),
+            });
+        }
         if done.is_some() {
-            return Ok(oversized);
+            return Ok(Line::Whole);
         }
     }
+}
+
+/// The rest of the current line of a reader, up to and including its newline.
+struct RestOfLine<'a> {
+    reader: &'a mut dyn BufRead,
+    done: bool,
+}
+
+impl Read for RestOfLine<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.done {
+            return Ok(0);
+        }
+        let buf = self.reader.fill_buf()?;
+        let avail = &buf[..buf.len().min(out.len())];
+        let (n, newline) = match memchr(avail) {
+            Some(i) => (i, true),
+            None => (avail.len(), false),
+        };
+        out[..n].copy_from_slice(&avail[..n]);
+        self.done = newline || buf.is_empty();
+        self.reader.consume(n + usize::from(newline));
+        Ok(n)
+    }
+}
+
+/// Reads the rest of a line over the record size limit, cut down to the fields the
+/// visitor keeps (see [`super::fields`]); without a field set, or when even the cut
+/// is over the limit or the line is not JSON, it is skipped.
+fn read_long_line(
+    start: &[u8],
+    complete: bool,
+    reader: &mut dyn BufRead,
+    location: Location,
+    options: ReadOptions,
+    visitor: &mut dyn Visitor,
+) -> Result<()> {
+    let mut rest = RestOfLine {
+        reader,
+        done: complete,
+    };
+    let Some(fields) = visitor.fields() else {
+        std::io::copy(&mut rest, &mut std::io::sink())?;
+        visitor.skip(oversized(options, location, false));
+        return Ok(());
+    };
+    let cutter = fields.cutter(options.max_record_bytes);
+    let mut input = std::io::BufReader::new(start.chain(&mut rest));
+    let mut de = serde_json::Deserializer::from_reader(&mut input);
+    let cut = cutter.seed().deserialize(&mut de).and_then(|value| {
+        de.end()?;
+        Ok(value)
+    });
+    drop(de);
+    drop(input);
+    std::io::copy(&mut rest, &mut std::io::sink())?;
+    match cut {
+        Ok(value) => {
+            visit_value(value, &location, visitor)?;
+        }
+        Err(error) if error.is_io() => return Err(error.into()),
+        Err(error) if error.to_string().starts_with(OVER_BUDGET) => {
+            visitor.skip(oversized(options, location, true));
+        }
+        Err(error) => visitor.skip(Skip {
+            reason: SkipReason::InvalidJson,
+            detail: format!(
+                "{error} in a line over max_record_bytes starting {}",
+                preview(start)
+            ),
+            location,
+        }),
+    }
+    Ok(())
 }
 
 fn memchr(buf: &[u8]) -> Option<usize> {
@@ -180,31 +285,39 @@ fn read_lines(
     let mut line = Vec::new();
     let mut number = first_line;
     loop {
-        let too_long = read_line_capped(reader, options.max_record_bytes, &mut line)?;
-        if line.is_empty() && !too_long && reader.fill_buf()?.is_empty() {
-            return Ok(());
-        }
-        if too_long {
-            let location = Location {
-                source: source.clone(),
-                line: Some(number),
-                record: None,
-            };
-            visitor.skip(oversized(options, location));
-        } else {
-            read_line(&line, source, number, visitor)?;
+        let read = read_line_capped(reader, options.max_record_bytes, &mut line)?;
+        match read {
+            Line::Whole if line.is_empty() && reader.fill_buf()?.is_empty() => return Ok(()),
+            Line::Whole => read_line(&line, source, number, visitor)?,
+            Line::Long { complete } => {
+                let location = Location {
+                    source: source.clone(),
+                    line: Some(number),
+                    record: None,
+                };
+                read_long_line(&line, complete, reader, location, options, visitor)?;
+            }
         }
         number += 1;
     }
 }
 
-fn oversized(options: ReadOptions, location: Location) -> Skip {
+/// The skip of a line over `max_record_bytes`: `cut` when even the fields the
+/// detectors read are over it, otherwise because nothing says which fields to keep
+/// (a passthrough output wants whole records).
+fn oversized(options: ReadOptions, location: Location, cut: bool) -> Skip {
+    let limit = options.max_record_bytes;
+    let detail = if cut {
+        format!("a line whose fields the detectors read are alone over max_record_bytes ({limit})")
+    } else {
+        format!(
+            "a line longer than max_record_bytes ({limit}) read for a passthrough output, which \
+             needs records whole"
+        )
+    };
     Skip {
         reason: SkipReason::Oversized,
-        detail: format!(
-            "a line longer than max_record_bytes ({})",
-            options.max_record_bytes
-        ),
+        detail,
         location,
     }
 }
@@ -247,10 +360,11 @@ fn read_document(
     let mut stream = serde_json::Deserializer::from_slice(bytes).into_iter::<Value>();
     let mut line = first_line;
     let mut counted_to = 0;
+    let mut pages = LookupPages::default();
     loop {
         let start = stream.byte_offset();
         match stream.next() {
-            None => return Ok(()),
+            None => return pages.finish(visitor),
             Some(Ok(value)) => {
                 let value_start = start
                     + bytes[start..]
@@ -267,7 +381,11 @@ fn read_document(
                     line: Some(line),
                     record: None,
                 };
-                visit_value(value, &location, visitor)?;
+                if is_lookup_page(&value) {
+                    pages.add(value, location);
+                } else {
+                    visit_value(value, &location, visitor)?;
+                }
             }
             Some(Err(error)) => {
                 line += bytes[counted_to..start]
@@ -282,6 +400,7 @@ fn read_document(
                     matches!(l.first(), Some(b'{'))
                         && serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok()
                 });
+                pages.finish(visitor)?;
                 if lines_parse {
                     let mut reader = rest;
                     return read_lines(&mut reader, source, line, options, visitor);
@@ -298,6 +417,31 @@ fn read_document(
                 return Ok(());
             }
         }
+    }
+}
+
+/// The `lookup-events` pages of one stream, held to be handed over together in
+/// event-time order (the API lists newest first; see [`super::envelope`]).
+#[derive(Default)]
+struct LookupPages {
+    events: Vec<Value>,
+    first: Option<Location>,
+}
+
+impl LookupPages {
+    fn add(&mut self, mut page: Value, location: Location) {
+        if let Some(Value::Array(events)) = page.get_mut("Events").map(Value::take) {
+            self.events.extend(events);
+        }
+        self.first.get_or_insert(location);
+    }
+
+    fn finish(&mut self, visitor: &mut dyn Visitor) -> Result<()> {
+        if let Some(location) = self.first.take() {
+            let events = std::mem::take(&mut self.events);
+            visit_value(serde_json::json!({ "Events": events }), &location, visitor)?;
+        }
+        Ok(())
     }
 }
 

@@ -8,6 +8,7 @@ use super::*;
 struct Collect {
     records: Vec<(Value, String)>,
     skips: Vec<(SkipReason, String)>,
+    fields: Option<FieldSet>,
 }
 
 impl Visitor for Collect {
@@ -18,6 +19,10 @@ impl Visitor for Collect {
 
     fn skip(&mut self, skip: Skip) {
         self.skips.push((skip.reason, skip.location.to_string()));
+    }
+
+    fn fields(&self) -> Option<&FieldSet> {
+        self.fields.as_ref()
     }
 }
 
@@ -104,13 +109,268 @@ fn empty_inputs_are_reported() {
 }
 
 #[test]
-fn oversized_lines_are_skipped_without_losing_neighbours() {
+fn oversized_lines_without_a_field_set_are_skipped_without_losing_neighbours() {
     let huge =
         json!({"eventSource": "x", "eventName": "y", "blob": "z".repeat(2 << 20)}).to_string();
     let text = format!("{}\n{huge}\n{}\n", record("a"), record("b"));
     let c = read(text.as_bytes());
     assert_eq!(ids(&c), ["a", "b"]);
     assert_eq!(c.skips, [(SkipReason::Oversized, "in:2".to_string())]);
+}
+
+/// The projection of the built-in detector, as `describe` declares it.
+fn detector_fields() -> FieldSet {
+    FieldSet::new([
+        "awsRegion",
+        "userIdentity.arn",
+        "requestParameters.instanceType",
+        "requestParameters.instancesSet.items[].imageId",
+        "responseElements.instancesSet.items[].instanceType",
+        "responseElements.instancesSet.items[].imageId",
+        "responseElements.instancesSet.items[].instanceId",
+    ])
+}
+
+/// A RunInstances of `count` instances with the bulk of a real response (about 1 KB
+/// of fields per instance that no detector reads).
+fn mass_launch(id: &str, count: usize) -> Value {
+    let items: Vec<Value> = (0..count)
+        .map(|i| {
+            json!({
+                "instanceId": format!("i-{i:017x}"),
+                "imageId": "ami-0f1e2d3c4b5a69788",
+                "instanceType": "g4dn.12xlarge",
+                "networkInterfaceSet": {"items": [{"description": "x".repeat(900), "privateIpAddress": "10.0.0.1"}]},
+                "placement": {"availabilityZone": "us-east-1a"},
+            })
+        })
+        .collect();
+    json!({
+        "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances", "eventID": id,
+        "eventTime": "2024-09-11T09:28:29Z", "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice", "accessKeyId": "AKIAEXAMPLE"},
+        "requestParameters": {"instanceType": "g4dn.12xlarge", "instancesSet": {"items": [{"imageId": "ami-0f1e2d3c4b5a69788", "minCount": count, "maxCount": count}]}},
+        "responseElements": {"reservationId": "r-1", "instancesSet": {"items": items}},
+    })
+}
+
+fn read_with(bytes: &[u8], fields: FieldSet, capacity: usize) -> Collect {
+    let mut out = Collect {
+        fields: Some(fields),
+        ..Collect::default()
+    };
+    let reader = std::io::BufReader::with_capacity(capacity, bytes);
+    read_stream(reader, "in".into(), ReadOptions::default(), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn a_mass_launch_over_the_limit_is_cut_to_the_fields_read_and_kept() {
+    let big = mass_launch("big", 2000);
+    let line = big.to_string();
+    assert!(line.len() > 2 << 20, "{}", line.len());
+    // First, middle and last line, and read through small and large buffers: the cut
+    // happens while the line streams past, whatever the chunking.
+    for capacity in [7, 1 << 16] {
+        let text = format!("{}\n{line}\n{}\n{line}", record("a"), record("b"));
+        let c = read_with(text.as_bytes(), detector_fields(), capacity);
+        assert_eq!(ids(&c), ["a", "big", "b", "big"], "capacity {capacity}");
+        assert!(c.skips.is_empty(), "{:?}", c.skips);
+        let cut = &c.records[1].0;
+        let items = cut["responseElements"]["instancesSet"]["items"]
+            .as_array()
+            .unwrap();
+        assert_eq!(items.len(), 2000);
+        assert_eq!(
+            items[1999],
+            json!({"instanceId": format!("i-{:017x}", 1999), "imageId": "ami-0f1e2d3c4b5a69788", "instanceType": "g4dn.12xlarge"})
+        );
+        assert_eq!(
+            cut["userIdentity"],
+            json!({"arn": "arn:aws:iam::111122223333:user/alice"})
+        );
+        assert_eq!(cut["eventTime"], "2024-09-11T09:28:29Z");
+        assert!(cut["responseElements"].get("reservationId").is_none());
+        assert!(cut.to_string().len() < line.len() / 10);
+        assert_eq!(c.records[3].0, *cut);
+    }
+    let first = read_with(
+        format!("{line}\n{}", record("a")).as_bytes(),
+        detector_fields(),
+        1 << 16,
+    );
+    assert_eq!(ids(&first), ["big", "a"]);
+}
+
+#[test]
+fn concatenated_delivery_files_over_the_limit_keep_every_record() {
+    let file =
+        json!({"Records": [mass_launch("one", 600), record("two"), mass_launch("three", 600)]});
+    let text = format!("{}\n{file}\n", record("a"));
+    let c = read_with(text.as_bytes(), detector_fields(), 1 << 16);
+    assert_eq!(ids(&c), ["a", "one", "two", "three"]);
+}
+
+#[test]
+fn a_line_whose_read_fields_alone_pass_the_limit_or_that_breaks_is_skipped_alone() {
+    let mut huge_agent = record("agent");
+    huge_agent["awsRegion"] = json!("x".repeat(2 << 20));
+    let broken = &mass_launch("broken", 1500).to_string()[..(1 << 20) + 100];
+    let text = format!("{}\n{huge_agent}\n{broken}\n{}\n", record("a"), record("b"));
+    let c = read_with(text.as_bytes(), detector_fields(), 1 << 16);
+    assert_eq!(ids(&c), ["a", "b"]);
+    assert_eq!(
+        c.skips,
+        [
+            (SkipReason::Oversized, "in:2".to_string()),
+            (SkipReason::InvalidJson, "in:3".to_string()),
+        ]
+    );
+}
+
+fn case(path: &str) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/field-cases");
+    std::fs::read(root.join(path)).unwrap()
+}
+
+fn reasons(c: &Collect) -> Vec<SkipReason> {
+    c.skips.iter().map(|(reason, _)| *reason).collect()
+}
+
+#[test]
+fn cloudwatch_logs_envelopes_give_their_log_events_in_every_form() {
+    let launch = "9f8d8781-54cf-10be-0c68-dc6f712ae4e1";
+    for (file, control) in [
+        ("03-cwl-subscription-envelope/input.ndjson", true),
+        ("03-cwl-subscription-envelope/input.reordered.json", false),
+        (
+            "03-cwl-subscription-envelope/input.lambda-event.json",
+            false,
+        ),
+        (
+            "03-cwl-subscription-envelope/input.firehose-s3-object.gz",
+            true,
+        ),
+    ] {
+        let c = read(&case(file));
+        let names: Vec<&str> = c
+            .records
+            .iter()
+            .map(|(r, _)| r["eventName"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, ["RunInstances", "PutObject"], "{file}");
+        assert_eq!(c.records[0].0["eventID"], launch, "{file}");
+        assert_eq!(c.records[0].1, "in:1 (record 1)", "{file}");
+        let want: &[SkipReason] = if control {
+            &[SkipReason::ControlMessage]
+        } else {
+            &[]
+        };
+        assert_eq!(reasons(&c), want, "{file}");
+    }
+}
+
+#[test]
+fn lookup_events_pages_give_the_inner_records_in_every_form() {
+    let launch = "8d1454ef-b1fd-03eb-bc0e-49b320b90d0a";
+    for file in [
+        "04-lookup-events-output/input.json",
+        "04-lookup-events-output/input.cli-v1.json",
+        "04-lookup-events-output/input.events.ndjson",
+    ] {
+        let c = read(&case(file));
+        assert_eq!(c.records.len(), 2, "{file}");
+        let run = c
+            .records
+            .iter()
+            .find(|(r, _)| r["eventName"] == "RunInstances")
+            .unwrap();
+        assert_eq!(run.0["eventID"], launch, "{file}");
+        assert_eq!(run.0["eventTime"], "2024-09-11T09:28:29Z", "{file}");
+        let times: Vec<&str> = c
+            .records
+            .iter()
+            .map(|(r, _)| r["eventTime"].as_str().unwrap())
+            .collect();
+        if file.ends_with(".json") {
+            // Pages list newest first; they are handed over oldest first.
+            assert!(times[0] < times[1], "{file}: {times:?}");
+        }
+        assert!(c.skips.is_empty(), "{file}: {:?}", c.skips);
+    }
+    // Pages written one after another, as a paginating script appends them.
+    let page = case("04-lookup-events-output/input.json");
+    let two = [&page[..], b"\n", &page[..]].concat();
+    assert_eq!(read(&two).records.len(), 4);
+}
+
+#[test]
+fn shippers_wrappers_are_unwrapped_and_plain_text_is_not() {
+    let delivery = json!({"Records": [record("a"), record("b")]}).to_string();
+    let vector_s3 = json!([
+        {"bucket": "b", "message": delivery, "object": "o.json.gz", "source_type": "aws_s3"},
+        {"message": {"Records": [record("c")]}, "source_type": "aws_s3"},
+    ]);
+    let c = read(vector_s3.to_string().as_bytes());
+    assert_eq!(ids(&c), ["a", "b", "c"]);
+    let lines = [
+        json!({"date": 1726046911.5, "log": record("d").to_string()}),
+        json!({"log": "hello from a container", "stream": "stdout"}),
+        json!({"msg": "hello"}),
+        json!({"event": record("e")}),
+        json!({"message": "{\"eventSource\": \"ec2.amazonaws.com\", \"eventNa"}),
+    ];
+    let c = read(ndjson_of(&lines).as_bytes());
+    assert_eq!(ids(&c), ["d", "e"]);
+    assert_eq!(
+        reasons(&c),
+        [
+            SkipReason::NotCloudTrail,
+            SkipReason::NotCloudTrail,
+            SkipReason::InvalidJson
+        ]
+    );
+}
+
+#[test]
+fn digests_and_insights_are_their_own_skips() {
+    let digest = json!({
+        "awsAccountId": "111122223333", "digestStartTime": "2024-09-11T08:00:00Z",
+        "digestEndTime": "2024-09-11T09:00:00Z", "digestS3Bucket": "trail",
+        "logFiles": [{"s3Bucket": "trail", "s3Object": "x.json.gz", "hashValue": "00"}],
+    });
+    let insight = json!({"Records": [{
+        "eventVersion": "1.08", "eventTime": "2024-09-11T09:00:00Z", "awsRegion": "us-east-1",
+        "eventID": "i-1", "eventType": "AwsCloudTrailInsight", "recipientAccountId": "111122223333",
+        "sharedEventID": "s-1", "insightDetails": {"state": "Start", "eventSource": "ec2.amazonaws.com",
+        "eventName": "RunInstances", "insightType": "ApiCallRateInsight"}, "eventCategory": "Insight",
+        "eventSource": "ec2.amazonaws.com", "eventName": "RunInstances",
+    }, record("a")]});
+    let c = read(digest.to_string().as_bytes());
+    assert_eq!(reasons(&c), [SkipReason::Digest]);
+    let c = read(insight.to_string().as_bytes());
+    assert_eq!(ids(&c), ["a"]);
+    assert_eq!(reasons(&c), [SkipReason::Insight]);
+}
+
+#[test]
+fn wrapping_stops_at_a_depth() {
+    let mut value = record("deep");
+    for _ in 0..12 {
+        value = json!({ "message": value.to_string() });
+    }
+    let c = read(value.to_string().as_bytes());
+    assert!(c.records.is_empty());
+    assert_eq!(reasons(&c), [SkipReason::NotCloudTrail]);
+    let mut value = record("shallow");
+    for _ in 0..3 {
+        value = json!({ "log": value.to_string() });
+    }
+    assert_eq!(ids(&read(value.to_string().as_bytes())), ["shallow"]);
+}
+
+fn ndjson_of(values: &[Value]) -> String {
+    values.iter().map(|v| format!("{v}\n")).collect()
 }
 
 #[test]

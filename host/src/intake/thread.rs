@@ -91,6 +91,9 @@ impl Visitor for Sender {
     fn filtered(&mut self, lines: u64) {
         self.filtered += lines;
     }
+    fn fields(&self) -> Option<&crate::intake::FieldSet> {
+        self.prefilter.as_ref().map(Prefilter::fields)
+    }
 }
 
 /// Starts a thread reading `inputs` in order; `record_field` is as in

@@ -1,6 +1,7 @@
 //! Writing a scenario to disk in the layouts the detector reads: NDJSON,
 //! CloudTrail's S3 archive of gzipped `{"Records":[...]}` files, EventBridge
-//! envelopes, and NDJSON with interleaved garbage lines.
+//! envelopes, CloudWatch Logs subscription envelopes as Firehose writes them to S3,
+//! `aws cloudtrail lookup-events` pages, and NDJSON with interleaved garbage lines.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -29,7 +30,20 @@ pub enum Layout {
     EventBridge,
     /// Like [`Layout::Ndjson`] with garbage lines interleaved that must not change any alert.
     NdjsonWithGarbage,
+    /// One file as Firehose writes a CloudWatch Logs subscription to S3: one gzip member
+    /// per `DATA_MESSAGE` envelope (up to [`LOG_EVENTS`] events of one log stream),
+    /// back to back with no separator, and a `CONTROL_MESSAGE` now and then.
+    CloudWatchLogs,
+    /// One file of `aws cloudtrail lookup-events` pages (pretty JSON, [`PAGE`] events
+    /// each, newest first as the API returns them, concatenated as a paginating script
+    /// appends them).
+    LookupEvents,
 }
+
+/// Log events per CloudWatch Logs envelope.
+const LOG_EVENTS: usize = 50;
+/// Events per `lookup-events` page (the API's largest page).
+const PAGE: usize = 50;
 
 /// What [`write`] produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,6 +72,8 @@ pub fn write(scenario: &Scenario, layout: Layout, path: &Path) -> Result<WriteSu
         }
         Layout::NdjsonWithGarbage => write_garbage(scenario, path, &mut rng),
         Layout::S3Archive => write_s3(scenario, path, &mut rng),
+        Layout::CloudWatchLogs => write_cloudwatch(&scenario.events, path, &mut rng),
+        Layout::LookupEvents => write_lookup_events(&scenario.events, path),
     }
 }
 
@@ -195,6 +211,140 @@ fn write_s3(scenario: &Scenario, dir: &Path, rng: &mut Rng) -> Result<WriteSumma
     Ok(WriteSummary {
         files: files.len(),
         records,
+        garbage_lines: 0,
+    })
+}
+
+/// CloudTrail's log stream name in its CloudWatch Logs group.
+fn log_stream(record: &Value) -> String {
+    let account = record
+        .get("recipientAccountId")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let region = record
+        .get("awsRegion")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    format!("{account}_CloudTrail_{region}")
+}
+
+/// A `DATA_MESSAGE` envelope of `records`, all of one log stream.
+fn data_message(records: &[Value], rng: &mut Rng) -> Result<Value> {
+    let events = records
+        .iter()
+        .map(|r| {
+            let id: String = (0..56)
+                .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
+                .collect();
+            Ok(json!({"id": id, "timestamp": event_time(r)? * 1000, "message": line(r)}))
+        })
+        .collect::<Result<Vec<Value>>>()?;
+    Ok(json!({
+        "messageType": "DATA_MESSAGE",
+        "owner": records[0].get("recipientAccountId").cloned().unwrap_or(Value::Null),
+        "logGroup": "aws-cloudtrail-logs-minewatch",
+        "logStream": log_stream(&records[0]),
+        "subscriptionFilters": ["minewatch"],
+        "logEvents": events,
+    }))
+}
+
+/// The subscription's health check, as CloudWatch Logs sends it.
+fn control_message() -> Value {
+    json!({
+        "messageType": "CONTROL_MESSAGE",
+        "owner": "CloudwatchLogs",
+        "logGroup": "",
+        "logStream": "",
+        "subscriptionFilters": [],
+        "logEvents": [{"id": "", "timestamp": 0,
+            "message": "CWL CONTROL MESSAGE: Checking health of destination Firehose."}],
+    })
+}
+
+/// Consecutive records grouped into `DATA_MESSAGE` envelopes of one log stream each.
+fn cloudwatch_envelopes(records: &[Value], rng: &mut Rng) -> Result<Vec<Value>> {
+    let mut envelopes = Vec::new();
+    let mut start = 0;
+    while start < records.len() {
+        let stream = log_stream(&records[start]);
+        let mut end = start + 1;
+        while end < records.len() && end - start < LOG_EVENTS && log_stream(&records[end]) == stream
+        {
+            end += 1;
+        }
+        envelopes.push(data_message(&records[start..end], rng)?);
+        start = end;
+    }
+    Ok(envelopes)
+}
+
+fn write_cloudwatch(records: &[Value], path: &Path, rng: &mut Rng) -> Result<WriteSummary> {
+    let mut out = create(path)?;
+    for (i, envelope) in cloudwatch_envelopes(records, rng)?.iter().enumerate() {
+        if i % 25 == 0 {
+            let mut gz = GzEncoder::new(&mut out, Compression::default());
+            serde_json::to_writer(&mut gz, &control_message())?;
+            gz.finish()?;
+        }
+        let mut gz = GzEncoder::new(&mut out, Compression::default());
+        serde_json::to_writer(&mut gz, envelope)?;
+        gz.finish()?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(WriteSummary {
+        files: 1,
+        records: records.len(),
+        garbage_lines: 0,
+    })
+}
+
+/// `records` as `aws cloudtrail lookup-events` pages: newest first, [`PAGE`] a page,
+/// each page but the last with a `NextToken`.
+fn lookup_events_pages(records: &[Value]) -> Result<Vec<Value>> {
+    let newest_first: Vec<&Value> = records.iter().rev().collect();
+    let pages = newest_first.len().div_ceil(PAGE);
+    newest_first
+        .chunks(PAGE)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let events = chunk
+                .iter()
+                .map(|r| {
+                    let time = datetime(event_time(r)?);
+                    Ok(json!({
+                        "EventId": r.get("eventID").cloned().unwrap_or(Value::Null),
+                        "EventName": r.get("eventName").cloned().unwrap_or(Value::Null),
+                        "ReadOnly": r.get("readOnly").map_or("false".into(), ToString::to_string),
+                        "EventTime": time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string(),
+                        "EventSource": r.get("eventSource").cloned().unwrap_or(Value::Null),
+                        "Username": r.pointer("/userIdentity/userName").cloned().unwrap_or(Value::Null),
+                        "Resources": [],
+                        "CloudTrailEvent": line(r),
+                    }))
+                })
+                .collect::<Result<Vec<Value>>>()?;
+            let mut page = json!({ "Events": events });
+            if i + 1 < pages {
+                page["NextToken"] = format!("page-{}", i + 1).into();
+            }
+            Ok(page)
+        })
+        .collect()
+}
+
+fn write_lookup_events(records: &[Value], path: &Path) -> Result<WriteSummary> {
+    let mut out = create(path)?;
+    for page in lookup_events_pages(records)? {
+        serde_json::to_writer_pretty(&mut out, &page)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(WriteSummary {
+        files: 1,
+        records: records.len(),
         garbage_lines: 0,
     })
 }

@@ -30,10 +30,15 @@ pub struct TenantRouter {
 /// (each tenant's prefilter, their union).
 type Prefilters = (HashMap<String, Option<Prefilter>>, Option<Prefilter>);
 
-/// The prefilter sources may apply for these tenants'.
-fn union(prefilters: &HashMap<String, Option<Prefilter>>) -> Option<Prefilter> {
+/// The prefilter sources may apply for these tenants', keeping the routing field of
+/// records cut to their fields.
+fn union(prefilters: &HashMap<String, Option<Prefilter>>, routes: &Routes) -> Option<Prefilter> {
     let all: Option<Vec<&Prefilter>> = prefilters.values().map(Option::as_ref).collect();
-    all.map(Prefilter::union)
+    let union = all.map(Prefilter::union)?;
+    Some(match &routes.route_field {
+        Some(field) => union.keeping(field),
+        None => union,
+    })
 }
 
 impl TenantRouter {
@@ -43,7 +48,7 @@ impl TenantRouter {
         submitters: HashMap<String, Submitter>,
         prefilters: HashMap<String, Option<Prefilter>>,
     ) -> TenantRouter {
-        let shared = union(&prefilters);
+        let shared = union(&prefilters, &routes);
         TenantRouter {
             routes,
             submitters,
@@ -72,7 +77,7 @@ impl TenantRouter {
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard.0.insert(tenant.to_string(), prefilter);
-        guard.1 = union(&guard.0);
+        guard.1 = union(&guard.0, &self.routes);
     }
 
     /// True when `tenant` is served.

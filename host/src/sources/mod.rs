@@ -114,6 +114,11 @@ impl Visitor for Collected {
     fn filtered(&mut self, lines: u64) {
         self.filtered += lines;
     }
+    fn fields(&self) -> Option<&crate::intake::FieldSet> {
+        self.prefilter
+            .as_ref()
+            .map(crate::intake::Prefilter::fields)
+    }
 }
 
 /// Hands Forward chunks to the pipelines: each record (or the record inside the

@@ -1,0 +1,333 @@
+//! Finding the CloudTrail records inside one JSON value, whichever road it came by.
+//!
+//! | shape | recognised by | records |
+//! |---|---|---|
+//! | delivery file (S3) | `Records` array | each element |
+//! | EventBridge event | `detail-type` + `detail` object | `detail` |
+//! | CloudTrail record | `eventSource` or `eventName` | itself (Insights events skipped) |
+//! | CloudWatch Logs subscription | `messageType` + `logEvents` | each `logEvents[].message` of a `DATA_MESSAGE` |
+//! | the same, as a Lambda gets it | `awslogs.data` (base64 of gzip) | as above |
+//! | `aws cloudtrail lookup-events` | `Events` array | each `Events[].CloudTrailEvent`, oldest first |
+//! | CloudTrail digest file | `digestStartTime` + `logFiles` | none (skipped) |
+//! | a shipper's event | a [`WRAPPER_FIELDS`] field holding any of the above | those |
+//!
+//! A field named by `record_field` is taken first, before any of these. Wrapped values
+//! may be objects or JSON text; unwrapping stops [`MAX_NESTING`] levels down.
+//!
+//! `lookup-events` lists the newest events first, and a script that pages through it
+//! appends older pages after newer ones. Read in that order, every key would look
+//! first seen at its latest sighting and no baseline would ever have learned long
+//! enough, so the events of a page (and of all pages in one stream, see
+//! [`super::read_stream`]) are handed over in event-time order.
+
+use std::io::Read;
+
+use anyhow::Result;
+use base64::Engine;
+use flate2::read::MultiGzDecoder;
+use serde_json::{Map, Value};
+
+use super::{Location, Skip, SkipReason, Visitor};
+
+/// Fields that wrap a record in shippers' events, tried in this order when an object is
+/// not CloudTrail itself: `message` (Vector's file, `aws_s3` and syslog sources,
+/// Fluentd), `log` (Fluent Bit's tail without a parser, Docker), `CloudTrailEvent`
+/// (`lookup-events`), `detail` (EventBridge without `detail-type`), `event` (Splunk
+/// HEC), `body` (OpenTelemetry logs).
+pub const WRAPPER_FIELDS: [&str; 6] = [
+    "message",
+    "log",
+    "CloudTrailEvent",
+    "detail",
+    "event",
+    "body",
+];
+
+/// How many wrappers deep a record may sit (a Firehose record holding an envelope
+/// holding a record is two).
+const MAX_NESTING: u32 = 8;
+
+/// Largest inflated `awslogs.data` (a Lambda event is at most 6 MB).
+const MAX_INFLATED_BYTES: u64 = 64 << 20;
+
+/// Hands the records inside one JSON value to the visitor (see the module table);
+/// returns how many it found. What holds none is reported as a skip.
+///
+/// # Errors
+/// The visitor failed.
+pub fn visit_value(value: Value, location: &Location, visitor: &mut dyn Visitor) -> Result<u64> {
+    visit(value, location, visitor, 0)
+}
+
+fn visit(value: Value, at: &Location, visitor: &mut dyn Visitor, depth: u32) -> Result<u64> {
+    if depth > MAX_NESTING {
+        skip(
+            visitor,
+            SkipReason::NotCloudTrail,
+            format!("a value wrapped more than {MAX_NESTING} levels deep"),
+            at,
+        );
+        return Ok(0);
+    }
+    match value {
+        Value::Object(map) => visit_object(map, at, visitor, depth),
+        Value::Array(items) => visit_elements(items, at, visitor, depth),
+        other => {
+            let what = format!("a JSON {} instead of a record", kind(&other));
+            skip(visitor, SkipReason::NotAnObject, what, at);
+            Ok(0)
+        }
+    }
+}
+
+fn visit_object(
+    mut map: Map<String, Value>,
+    at: &Location,
+    visitor: &mut dyn Visitor,
+    depth: u32,
+) -> Result<u64> {
+    if let Some(field) = visitor.record_field().map(str::to_string)
+        && let Some(inner) = map.remove(&field)
+    {
+        return visit_wrapped(inner, &field, at, visitor, depth);
+    }
+    if let Some(Value::Array(records)) = map.remove("Records") {
+        return visit_elements(records, at, visitor, depth);
+    }
+    if map.contains_key("detail-type")
+        && let Some(detail @ Value::Object(_)) = map.remove("detail")
+    {
+        return visit(detail, at, visitor, depth + 1);
+    }
+    if map.contains_key("eventName") || map.contains_key("eventSource") {
+        let insight = map.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight")
+            || map.get("eventCategory").and_then(Value::as_str) == Some("Insight");
+        if insight {
+            let what = "a CloudTrail Insights event, not an API call".to_string();
+            skip(visitor, SkipReason::Insight, what, at);
+            return Ok(0);
+        }
+        visitor.record(Value::Object(map), at.clone())?;
+        return Ok(1);
+    }
+    if let Some(Value::String(kind)) = map.get("messageType")
+        && map.contains_key("logEvents")
+    {
+        return visit_log_events(kind.clone(), map, at, visitor, depth);
+    }
+    if let Some(data) = map
+        .get("awslogs")
+        .and_then(|awslogs| awslogs.get("data"))
+        .and_then(Value::as_str)
+    {
+        return visit_awslogs(data, at, visitor, depth);
+    }
+    if let Some(Value::Array(events)) = map.remove("Events") {
+        return visit_elements(oldest_first(events), at, visitor, depth);
+    }
+    if map.contains_key("digestStartTime") && map.contains_key("logFiles") {
+        let what = "a CloudTrail digest file, which holds hashes and no events".to_string();
+        skip(visitor, SkipReason::Digest, what, at);
+        return Ok(0);
+    }
+    for field in WRAPPER_FIELDS {
+        let holds_json = match map.get(field) {
+            Some(Value::Object(_)) => true,
+            Some(Value::String(text)) => {
+                matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+            }
+            _ => false,
+        };
+        if holds_json && let Some(inner) = map.remove(field) {
+            return visit_wrapped(inner, field, at, visitor, depth);
+        }
+    }
+    let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
+    let what = format!(
+        "an object without eventSource or eventName (keys: {})",
+        keys.join(", ")
+    );
+    skip(visitor, SkipReason::NotCloudTrail, what, at);
+    Ok(0)
+}
+
+/// Whether `value` is an `aws cloudtrail lookup-events` page.
+pub(super) fn is_lookup_page(value: &Value) -> bool {
+    value.get("Events").is_some_and(Value::is_array) && value.get("eventSource").is_none()
+}
+
+/// The entries of `lookup-events` pages in event-time order (entries whose record has
+/// no readable time first, in their order); each `CloudTrailEvent` text is parsed on
+/// the way, so it is not parsed twice.
+pub(super) fn oldest_first(mut events: Vec<Value>) -> Vec<Value> {
+    for event in &mut events {
+        if let Some(text) = event.get("CloudTrailEvent").and_then(Value::as_str)
+            && let Ok(record @ Value::Object(_)) = serde_json::from_str::<Value>(text)
+        {
+            event["CloudTrailEvent"] = record;
+        }
+    }
+    events.sort_by_cached_key(|event| {
+        event
+            .pointer("/CloudTrailEvent/eventTime")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    });
+    events
+}
+
+/// The value inside a wrapper field: parsed when it is JSON text.
+fn visit_wrapped(
+    inner: Value,
+    field: &str,
+    at: &Location,
+    visitor: &mut dyn Visitor,
+    depth: u32,
+) -> Result<u64> {
+    let Value::String(text) = inner else {
+        return visit(inner, at, visitor, depth + 1);
+    };
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => visit(value, at, visitor, depth + 1),
+        Ok(other) => {
+            let what = format!(
+                "field {field} holds a JSON {} instead of a record",
+                kind(&other)
+            );
+            skip(visitor, SkipReason::NotAnObject, what, at);
+            Ok(0)
+        }
+        Err(error) => {
+            let what = format!("field {field} is not JSON: {error}");
+            skip(visitor, SkipReason::InvalidJson, what, at);
+            Ok(0)
+        }
+    }
+}
+
+/// A CloudWatch Logs subscription envelope: each `logEvents[].message` of a
+/// `DATA_MESSAGE` is one record; a `CONTROL_MESSAGE` is the subscription's health check.
+fn visit_log_events(
+    kind: String,
+    mut map: Map<String, Value>,
+    at: &Location,
+    visitor: &mut dyn Visitor,
+    depth: u32,
+) -> Result<u64> {
+    match kind.as_str() {
+        "DATA_MESSAGE" => {}
+        "CONTROL_MESSAGE" => {
+            let what = "a CloudWatch Logs control message (the subscription's health check)";
+            skip(visitor, SkipReason::ControlMessage, what.to_string(), at);
+            return Ok(0);
+        }
+        other => {
+            let what = format!("a CloudWatch Logs envelope of unknown messageType {other:?}");
+            skip(visitor, SkipReason::NotCloudTrail, what, at);
+            return Ok(0);
+        }
+    }
+    let Some(Value::Array(events)) = map.remove("logEvents") else {
+        let what = "a CloudWatch Logs envelope whose logEvents is not a list".to_string();
+        skip(visitor, SkipReason::NotAnObject, what, at);
+        return Ok(0);
+    };
+    let mut found = 0;
+    for (i, mut event) in events.into_iter().enumerate() {
+        let at = Location {
+            record: Some(i as u64 + 1),
+            ..at.clone()
+        };
+        found += match event.get_mut("message").map(Value::take) {
+            Some(message) => visit_wrapped(message, "logEvents[].message", &at, visitor, depth)?,
+            None => {
+                let what = "a CloudWatch Logs event without a message".to_string();
+                skip(visitor, SkipReason::NotCloudTrail, what, &at);
+                0
+            }
+        };
+    }
+    Ok(found)
+}
+
+/// The Lambda form of a subscription envelope: base64 of its gzip.
+fn visit_awslogs(data: &str, at: &Location, visitor: &mut dyn Visitor, depth: u32) -> Result<u64> {
+    let bytes = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let what = format!("awslogs.data is not base64: {error}");
+            skip(visitor, SkipReason::InvalidJson, what, at);
+            return Ok(0);
+        }
+    };
+    let mut json = Vec::new();
+    let inflated = MultiGzDecoder::new(&bytes[..])
+        .take(MAX_INFLATED_BYTES + 1)
+        .read_to_end(&mut json);
+    let problem = match inflated {
+        Err(error) => Some((
+            SkipReason::InvalidJson,
+            format!("awslogs.data is not gzip: {error}"),
+        )),
+        Ok(n) if n as u64 > MAX_INFLATED_BYTES => Some((
+            SkipReason::Oversized,
+            format!("awslogs.data inflates past {MAX_INFLATED_BYTES} bytes"),
+        )),
+        Ok(_) => None,
+    };
+    if let Some((reason, what)) = problem {
+        skip(visitor, reason, what, at);
+        return Ok(0);
+    }
+    match serde_json::from_slice::<Value>(&json) {
+        Ok(value) => visit(value, at, visitor, depth + 1),
+        Err(error) => {
+            let what = format!("awslogs.data does not hold JSON: {error}");
+            skip(visitor, SkipReason::InvalidJson, what, at);
+            Ok(0)
+        }
+    }
+}
+
+fn visit_elements(
+    items: Vec<Value>,
+    at: &Location,
+    visitor: &mut dyn Visitor,
+    depth: u32,
+) -> Result<u64> {
+    let mut found = 0;
+    for (i, item) in items.into_iter().enumerate() {
+        let at = Location {
+            record: Some(i as u64 + 1),
+            ..at.clone()
+        };
+        found += match item {
+            Value::Array(_) => {
+                let what = "a nested array instead of a record".to_string();
+                skip(visitor, SkipReason::NotAnObject, what, &at);
+                0
+            }
+            item => visit(item, &at, visitor, depth + 1)?,
+        };
+    }
+    Ok(found)
+}
+
+fn skip(visitor: &mut dyn Visitor, reason: SkipReason, detail: String, at: &Location) {
+    visitor.skip(Skip {
+        reason,
+        detail,
+        location: at.clone(),
+    });
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
