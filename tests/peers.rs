@@ -294,6 +294,54 @@ fn fluent_bit_example_replays_the_scenario_with_the_alerts_of_run() {
     assert_replay_gives(server, &fluent_bit, &expected, "Fluent Bit");
 }
 
+#[test]
+fn fluent_bit_tail_without_a_parser_needs_no_record_field() {
+    let Some(fluent_bit) = peer("fluent-bit") else {
+        return;
+    };
+    let (dir, _) = setup();
+    let (_, expected) = scenario(&dir);
+    let forward = free_port();
+    let (_, forward_port) = forward.split_once(':').unwrap();
+    let http = free_port();
+    let (_, http_port) = http.split_once(':').unwrap();
+    // The example with its parser taken out: every line arrives as a string under `log`.
+    copy_example(
+        &dir,
+        "fluent-bit/fluent-bit.conf",
+        &[
+            (
+                "/var/log/cloudtrail/*.ndjson",
+                dir.join("cloudtrail/*.ndjson").display().to_string(),
+            ),
+            (
+                "/var/lib/fluent-bit/cloudtrail-tail.db",
+                dir.join("tail.db").display().to_string(),
+            ),
+            ("Parser           json", String::new()),
+            ("Port                 24224", format!("Port {forward_port}")),
+            ("Port   9880", format!("Port {http_port}")),
+        ],
+    );
+    copy_example(&dir, "fluent-bit/parsers.conf", &[]);
+    copy_example(
+        &dir,
+        "fluent-bit/minewatch.toml",
+        &[
+            ("127.0.0.1:24224", forward.clone()),
+            ("127.0.0.1:9880", http.clone()),
+        ],
+    );
+    let server = Server::start_with(&dir, &["--config", "minewatch.toml"], &["Fluent Forward"]);
+    let fluent_bit = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
+    assert_replay_gives(
+        server,
+        &fluent_bit,
+        &expected,
+        "Fluent Bit without a parser",
+    );
+}
+
 /// Fluent Bit running the filter example's files, unmodified, with the built plugin, in
 /// `dir` (whose `cloudtrail/` it tails).
 fn start_filter_example(fluent_bit: &Path, dir: &Dir) -> Peer {
