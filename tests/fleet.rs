@@ -2,6 +2,7 @@
 //! `.ci/run`): atomic first-seen across processes, exact replays after a failed call, a
 //! fleet of `serve` processes, and Redis killed and restarted mid-stream.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,7 @@ use minewatch::store::redis::{RedisConfig, RedisStore};
 use minewatch_guest::ValueChange;
 use serde_json::Value;
 
-use crate::util::{Dir, Server, alerts, command, generate_scenario, post, setup};
+use crate::util::{Dir, Server, alerts, command, generate_scenario, incidents, post, setup};
 
 /// A `redis-server` on a free loopback port, persisting every write before it answers
 /// (`appendfsync always`), killed when dropped.
@@ -269,15 +270,74 @@ fn three_sidecars_sharing_redis_raise_the_alerts_of_one_run() {
             )
         })
         .collect();
-    // Round robin, one request at a time, as a load balancer in front of them would.
-    for (i, chunk) in lines.chunks(400).enumerate() {
-        deliver(&servers[i % servers.len()], chunk);
+    // Round robin, one request at a time, as a load balancer in front of them would; the
+    // minutes of the stolen-key campaign one record a request, the launch that opens its
+    // incident and the one that trips the rate rules to different sidecars.
+    let line_of = |detection: &str| {
+        let alert: Value = expected
+            .iter()
+            .map(|a| serde_json::from_str::<Value>(a).unwrap())
+            .find(|a| a["detection"] == detection)
+            .unwrap();
+        let id = alert["event"]["event_id"].as_str().unwrap().to_string();
+        lines.iter().position(|l| l.contains(&id)).unwrap()
+    };
+    let (opening, spike) = (
+        line_of("ec2-unseen-instance-type"),
+        line_of("ec2-launch-spike"),
+    );
+    assert!(opening < spike);
+    let (start, end) = (opening.saturating_sub(30), (spike + 30).min(lines.len()));
+    let mut requests: Vec<&[String]> = lines[..start].chunks(400).collect();
+    let first_single = requests.len();
+    requests.extend(lines[start..end].chunks(1));
+    requests.extend(lines[end..].chunks(400));
+    let server_of = |i: usize| {
+        let spike_request = first_single + spike - start;
+        let opening_request = first_single + opening - start;
+        if i == spike_request && i % 3 == opening_request % 3 {
+            (i + 1) % 3
+        } else {
+            i % 3
+        }
+    };
+    for (i, request) in requests.into_iter().enumerate() {
+        deliver(&servers[server_of(i)], request);
     }
     for server in servers {
         server.stop();
     }
     let raised: Vec<Value> = outputs.iter().flat_map(|o| read_alerts(&dir, o)).collect();
+    let spread: BTreeSet<&str> = outputs
+        .iter()
+        .filter(|o| !incidents(&std::fs::read(dir.join(o)).unwrap_or_default()).is_empty())
+        .copied()
+        .collect();
+    assert!(
+        spread.len() >= 2,
+        "the campaign's incident records came from {spread:?}"
+    );
     assert_eq!(sorted(raised), expected);
+    // One incident for the campaign in the whole fleet, whichever sidecar saw what: one
+    // opening record, every record under its id, the same records as one run.
+    let records: Vec<Value> = outputs
+        .iter()
+        .flat_map(|o| incidents(&std::fs::read(dir.join(o)).unwrap_or_default()))
+        .collect();
+    let opened = records.iter().filter(|r| r["status"] == "open").count();
+    assert_eq!(opened, 1, "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["incident_id"] == records[0]["incident_id"])
+    );
+    let single = incidents(
+        &command(&dir)
+            .args(["run", "--memory", "--input", "scenario.ndjson"])
+            .ok(&dir)
+            .stdout,
+    );
+    assert_eq!(sorted(records), sorted(single));
 }
 
 #[test]

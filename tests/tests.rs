@@ -18,6 +18,8 @@ mod differential;
 mod fleet;
 /// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.
 mod fluent_bit;
+/// Risk-based incidents: one per stolen key, across restarts, in OCSF.
+mod incidents;
 /// The roads CloudTrail leaves AWS by (field cases, envelopes, lookup-events, mass
 /// launches), read without configuration.
 mod intake;

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::pki::{HttpsReceiver, Pki, Request, https_agent, peer_certificate, server_config};
-use crate::util::{Dir, Server, alerts, command, data, post, setup, unique_pairs};
+use crate::util::{Dir, Server, alerts, command, data, is_incident, post, setup, unique_pairs};
 
 /// The conformance case with a failed DryRun and four new values of mallory's.
 fn events() -> Vec<u8> {
@@ -30,21 +30,31 @@ fn expected(dir: &Dir) -> BTreeSet<(String, String)> {
 
 /// The alerts inside HEC event envelopes.
 fn hec_events(requests: &[Request]) -> Vec<Value> {
+    hec_envelopes(requests)
+        .into_iter()
+        .map(|e| e["event"].clone())
+        .filter(|e| !is_incident(e))
+        .collect()
+}
+
+/// Every HEC envelope posted, incident records' included.
+fn hec_envelopes(requests: &[Request]) -> Vec<Value> {
     requests
         .iter()
         .flat_map(|r| r.body.lines().map(str::to_string).collect::<Vec<_>>())
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str::<Value>(&l).unwrap()["event"].clone())
+        .map(|l| serde_json::from_str::<Value>(&l).unwrap())
         .collect()
 }
 
-/// NDJSON lines posted to an `http` output.
+/// The alerts posted to an `http` output as NDJSON lines.
 fn posted_alerts(requests: &[Request]) -> Vec<Value> {
     requests
         .iter()
         .flat_map(|r| r.body.lines().map(str::to_string).collect::<Vec<_>>())
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str::<Value>(&l).unwrap())
+        .filter(|r| !is_incident(r))
         .collect()
 }
 
@@ -94,6 +104,13 @@ fn splunk_hec_over_https_needs_the_private_ca_or_tls_verify_off() {
         assert_eq!(request.sni.as_deref(), Some("localhost"));
     }
     assert_eq!(unique_pairs(&hec_events(&requests)), expected);
+    // Mallory's four first uses add up to an incident, under its own sourcetype.
+    let incident_types: Vec<Value> = hec_envelopes(&receiver.requests())
+        .iter()
+        .filter(|e| is_incident(&e["event"]))
+        .map(|e| e["sourcetype"].clone())
+        .collect();
+    assert_eq!(incident_types, ["minewatch:incident", "minewatch:incident"]);
 
     // Without it the system trust store does not know the CA: nothing is sent, and the
     // log says why and what to set.

@@ -206,19 +206,40 @@ pub fn shared(path: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-/// Alerts printed as NDJSON.
-pub fn alerts(stdout: &[u8]) -> Vec<Value> {
+/// Every record of NDJSON output: alerts and incident records.
+pub fn records(stdout: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("alert is not JSON ({e}): {l}")))
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("record is not JSON ({e}): {l}"))
+        })
         .collect()
 }
 
-/// `(detection, key)` of each alert, in order.
+/// Whether an output record is an incident record (native or OCSF class 2005).
+pub fn is_incident(record: &Value) -> bool {
+    record.get("incident_id").is_some() || record["class_uid"] == 2005
+}
+
+/// The alerts of NDJSON output (incident records left out).
+pub fn alerts(stdout: &[u8]) -> Vec<Value> {
+    records(stdout)
+        .into_iter()
+        .filter(|r| !is_incident(r))
+        .collect()
+}
+
+/// The incident records of NDJSON output.
+pub fn incidents(stdout: &[u8]) -> Vec<Value> {
+    records(stdout).into_iter().filter(is_incident).collect()
+}
+
+/// `(detection, key)` of each alert, in order (incident records left out).
 pub fn pairs(alerts: &[Value]) -> Vec<(String, String)> {
     alerts
         .iter()
+        .filter(|a| !is_incident(a))
         .map(|a| {
             (
                 a["detection"].as_str().unwrap().to_string(),

@@ -47,7 +47,9 @@ pub struct Config {
     pub format: Format,
     /// Events handed to the detector per call.
     pub batch_events: usize,
-    /// Longest NDJSON record accepted; longer lines are skipped as `oversized`.
+    /// Longest NDJSON record kept whole; a longer line is cut to the fields the
+    /// detectors read while it is parsed, and skipped as `oversized` when even those
+    /// are longer.
     pub max_record_bytes: usize,
     /// Flush pending alerts and baselines after this long without input.
     pub idle_flush_ms: u64,
@@ -78,6 +80,8 @@ pub struct Config {
     pub tenants: Vec<TenantConfig>,
     /// Dotted path of a record field whose value picks the tenant (see `route_values`).
     pub route_field: Option<String>,
+    /// `[incidents]`: how alerts add up to risk-based incidents.
+    pub incidents: crate::incidents::IncidentSettings,
 }
 
 /// Which baseline store to use.
@@ -161,6 +165,7 @@ impl Default for Config {
             dead_letter_path: None,
             tenants: Vec::new(),
             route_field: None,
+            incidents: crate::incidents::IncidentSettings::default(),
         }
     }
 }
@@ -195,6 +200,7 @@ impl Config {
             !(self.memory && self.store.backend == StoreBackend::Redis),
             "memory = true and store.backend = \"redis\" exclude each other"
         );
+        self.incidents.check()?;
         self.tenant_specs()?;
         Ok(())
     }

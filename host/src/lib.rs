@@ -71,6 +71,7 @@ pub mod alert;
 pub mod bindings;
 pub mod config;
 pub mod dead_letter;
+pub mod incidents;
 pub mod intake;
 pub mod pipeline;
 pub mod progress;

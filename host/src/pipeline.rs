@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::alert::{Format, Renderer};
 use crate::dead_letter::{DeadBatch, DeadLetter};
+use crate::incidents::{Correlator, Incident, IncidentSettings};
 use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
 use crate::runtime::{DetectorEngine, GuestStopped, SharedStore, lock};
 use crate::sinks::AlertSink;
@@ -37,6 +38,10 @@ pub struct PipelineOptions {
     /// Where batches go when the detector is stopped on them; without one they are
     /// logged and counted only.
     pub dead_letter: Option<Arc<DeadLetter>>,
+    /// How alerts add up to incidents (not in `learn_only` runs).
+    pub incidents: IncidentSettings,
+    /// The detector's settings as JSON (its `scope` decides the incidents' risk object).
+    pub detector_settings: String,
 }
 
 impl Default for PipelineOptions {
@@ -46,6 +51,8 @@ impl Default for PipelineOptions {
             batch_events: 512,
             learn_only: false,
             dead_letter: None,
+            incidents: IncidentSettings::default(),
+            detector_settings: "{}".into(),
         }
     }
 }
@@ -130,10 +137,11 @@ struct Wiring {
     paths: Vec<FieldPath>,
     renderers: [Renderer; 2],
     prefilter: Option<Prefilter>,
+    correlator: Option<Correlator>,
 }
 
 impl Wiring {
-    fn new(info: &DetectorInfo, passthrough: bool) -> Result<Wiring> {
+    fn new(info: &DetectorInfo, passthrough: bool, options: &PipelineOptions) -> Result<Wiring> {
         let paths = info
             .fields
             .iter()
@@ -152,11 +160,17 @@ impl Wiring {
                 info.fields.iter().map(String::as_str),
             )
         });
+        let correlator = if options.learn_only {
+            None
+        } else {
+            Correlator::new(&options.incidents, info, &options.detector_settings)
+        };
         Ok(Wiring {
             subscriptions,
             paths,
             renderers,
             prefilter,
+            correlator,
         })
     }
 }
@@ -172,6 +186,7 @@ pub struct Pipeline {
     outputs: Vec<Output>,
     passthrough: bool,
     prefilter: Option<Prefilter>,
+    correlator: Option<Correlator>,
     options: PipelineOptions,
     batch: Vec<Event>,
     /// The raw records of `batch`, kept only for the dead-letter file.
@@ -198,7 +213,8 @@ impl Pipeline {
             paths,
             renderers,
             prefilter,
-        } = Wiring::new(detector.info(), passthrough)?;
+            correlator,
+        } = Wiring::new(detector.info(), passthrough, &options)?;
         Ok(Pipeline {
             detector,
             subscriptions,
@@ -208,6 +224,7 @@ impl Pipeline {
             outputs,
             passthrough,
             prefilter,
+            correlator,
             batch: Vec::with_capacity(options.batch_events),
             batch_records: Vec::new(),
             locations: Vec::with_capacity(options.batch_events),
@@ -230,12 +247,14 @@ impl Pipeline {
             paths,
             renderers,
             prefilter,
-        } = Wiring::new(detector.info(), self.passthrough)?;
+            correlator,
+        } = Wiring::new(detector.info(), self.passthrough, &self.options)?;
         self.detector = detector;
         self.subscriptions = subscriptions;
         self.paths = paths;
         self.renderers = renderers;
         self.prefilter = prefilter;
+        self.correlator = correlator;
         Ok(())
     }
 
@@ -307,6 +326,7 @@ impl Pipeline {
     pub fn flush(&mut self) -> Result<()> {
         let pending = self.batch.len();
         let mut alerts = Vec::new();
+        let mut incidents = Vec::new();
         if pending > 0 {
             let events = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
@@ -316,9 +336,9 @@ impl Pipeline {
             self.locations.clear();
             self.batch_records = records;
             self.batch_records.clear();
-            alerts = result?;
+            (alerts, incidents) = result?;
         }
-        self.emit(&alerts)?;
+        self.emit(&alerts, &incidents)?;
         for output in &mut self.outputs {
             output.sink.flush()?;
         }
@@ -336,8 +356,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs the detector; a stopped detector costs its batch (dead-lettered, counted),
-    /// not the run.
+    /// Runs the detector and adds its alerts up to incidents; a stopped detector costs
+    /// its batch (dead-lettered, counted), not the run.
     ///
     /// # Errors
     /// The batch could not be written to the dead-letter file.
@@ -346,19 +366,26 @@ impl Pipeline {
         events: Vec<Event>,
         locations: &[Location],
         records: &[Value],
-    ) -> Result<Vec<Alert>> {
+    ) -> Result<(Vec<Alert>, Vec<Incident>)> {
         let count = events.len() as u64;
         let started = Instant::now();
-        let result = self.detect(events);
+        let (result, incidents) = self.detect(events);
         metrics::histogram!("minewatch_guest_call_seconds", "tenant" => self.options.tenant.clone())
             .record(started.elapsed().as_secs_f64());
         let outcome = match result {
             Ok(outcome) => outcome,
             Err(error) => {
                 self.stopped(&error, count, locations, records)?;
-                return Ok(Vec::new());
+                return Ok((Vec::new(), Vec::new()));
             }
         };
+        for incident in &incidents {
+            let status = if incident.opened { "open" } else { "updated" };
+            if incident.opened {
+                self.summary.incidents += 1;
+            }
+            metrics::counter!("minewatch_incidents_total", "status" => status).increment(1);
+        }
         self.summary.processed += count;
         self.summary.failed_calls += u64::from(outcome.failed_calls);
         metrics::counter!("minewatch_failed_calls_total")
@@ -379,7 +406,7 @@ impl Pipeline {
             metrics::counter!("minewatch_alerts_total", "detection" => alert.detection.clone())
                 .increment(1);
         }
-        Ok(outcome.alerts)
+        Ok((outcome.alerts, incidents))
     }
 
     /// Logs, counts and dead-letters a batch the detector was stopped on.
@@ -430,28 +457,44 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs the detector over a batch. While the baseline store fails (Redis down or
-    /// slow), the batch is held and run again until it succeeds: nothing is lost, and
-    /// the queue in front of the pipeline fills until sources answer with back-pressure.
-    fn detect(&mut self, events: Vec<Event>) -> Result<Outcome> {
+    /// Runs the detector over a batch and correlates its alerts into incidents. While
+    /// the baseline store fails (Redis down or slow), the batch is held and run again
+    /// until it succeeds: nothing is lost, and the queue in front of the pipeline fills
+    /// until sources answer with back-pressure.
+    fn detect(&mut self, events: Vec<Event>) -> (Result<Outcome>, Vec<Incident>) {
         if !lock(&self.baselines).can_fail() {
             lock(&self.baselines).begin_batch(false);
-            return self.detector.detect(&self.options.tenant, events);
+            let result = self.detector.detect(&self.options.tenant, events);
+            let incidents = self.correlate(&result);
+            return (result, incidents);
         }
         let mut outage = Outage::default();
         let mut retry = false;
         loop {
             lock(&self.baselines).begin_batch(retry);
             let result = self.detector.detect(&self.options.tenant, events.clone());
+            let incidents = self.correlate(&result);
             let failure = lock(&self.baselines).take_failure();
             match failure {
                 None => {
                     outage.over();
-                    return result;
+                    return (result, incidents);
                 }
                 Some(error) => outage.wait(&error),
             }
             retry = true;
+        }
+    }
+
+    /// The incident records a detector run's alerts open or update.
+    fn correlate(&self, result: &Result<Outcome>) -> Vec<Incident> {
+        match (result, &self.correlator) {
+            (Ok(outcome), Some(correlator)) if !outcome.alerts.is_empty() => correlator.correlate(
+                &self.options.tenant,
+                &outcome.alerts,
+                &mut *lock(&self.baselines),
+            ),
+            _ => Vec::new(),
         }
     }
 
@@ -475,8 +518,9 @@ impl Pipeline {
         }
     }
 
-    /// Writes alerts to alert outputs, and the pending events to passthrough outputs.
-    fn emit(&mut self, alerts: &[Alert]) -> Result<()> {
+    /// Writes alerts and then incident records to alert outputs, and the pending
+    /// events to passthrough outputs.
+    fn emit(&mut self, alerts: &[Alert], incidents: &[Incident]) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
         if self.options.learn_only {
             return Ok(());
@@ -495,14 +539,23 @@ impl Pipeline {
                 })
                 .collect()
         };
+        let incidents: Vec<[Value; 2]> = incidents
+            .iter()
+            .map(|i| {
+                [
+                    crate::incidents::render::native(i),
+                    crate::incidents::render::ocsf(i),
+                ]
+            })
+            .collect();
         for output in &mut self.outputs {
             let format = match output.format {
                 Format::Native => 0,
                 Format::Ocsf => 1,
             };
             if !output.passthrough {
-                for alert in &rendered {
-                    output.sink.write(&alert[format])?;
+                for record in rendered.iter().chain(&incidents) {
+                    output.sink.write(&record[format])?;
                 }
                 continue;
             }

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use crate::config::{Config, StoreBackend};
 use crate::dead_letter::DeadLetter;
+use crate::incidents::IncidentSettings;
 use crate::intake::{Consumer, Input, Location, ReadOptions, Skip, Visitor, drain, spawn_reader};
 use crate::pipeline::{Output, Pipeline, PipelineOptions};
 use crate::progress::Progress;
@@ -244,11 +245,17 @@ fn replay_over<B: SetSource + 'static>(
         .dead_letter()
         .map(|path| DeadLetter::open(&path).map(Arc::new))
         .transpose()?;
+    // The report tells alerts apart; incidents stay out of its state and its list.
     let options = PipelineOptions {
         tenant: spec.name.clone(),
         batch_events: config.batch_events,
         learn_only: request.learn_only,
         dead_letter,
+        incidents: IncidentSettings {
+            enabled: false,
+            ..IncidentSettings::default()
+        },
+        detector_settings: spec.settings.clone(),
     };
     let pipeline = Pipeline::new(detector, shared, outputs, options)?;
     let driven = drive(config, inputs, pipeline, Some(info.subscribed_events()))?;

@@ -51,6 +51,8 @@ pub struct RunSummary {
     pub skipped: BTreeMap<String, u64>,
     /// Alerts by detection.
     pub alerts: BTreeMap<String, u64>,
+    /// Incidents opened.
+    pub incidents: u64,
     /// Inputs that could not be read at all.
     pub unreadable_inputs: u64,
 }
@@ -63,6 +65,7 @@ impl RunSummary {
         self.processed += other.processed;
         self.failed_calls += other.failed_calls;
         self.unreadable_inputs += other.unreadable_inputs;
+        self.incidents += other.incidents;
         for (reason, n) in &other.skipped {
             *self.skipped.entry(reason.clone()).or_insert(0) += n;
         }
@@ -128,6 +131,9 @@ impl fmt::Display for RunSummary {
         }
         for (detection, n) in &self.alerts {
             writeln!(f, "  alerts {detection}: {n}")?;
+        }
+        if self.incidents > 0 {
+            writeln!(f, "  incidents opened: {}", self.incidents)?;
         }
         if self.unreadable_inputs > 0 {
             writeln!(f, "  unreadable inputs: {}", self.unreadable_inputs)?;

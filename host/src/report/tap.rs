@@ -16,10 +16,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
-use minewatch_guest::{Baseline, DAY_MS, Observed, Timestamp, ValueChange};
+use minewatch_guest::{Baseline, DAY_MS, Observed, Sighting, Timestamp, ValueChange};
 
 use crate::store::redis::RedisStore;
-use crate::store::{BaselineBackend, BaselineStore};
+use crate::store::{BaselineBackend, BaselineStore, Episode};
 
 /// What the tap records besides first-seen sets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -292,6 +292,21 @@ impl<B: BaselineBackend> BaselineBackend for Tap<B> {
         self.inner.commit_tenant(tenant)?;
         self.state.apply();
         Ok(())
+    }
+
+    fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)> {
+        self.inner.keys(tenant, set)
+    }
+
+    fn episode(
+        &mut self,
+        tenant: &str,
+        set: &str,
+        key: &str,
+        time: Timestamp,
+        window: i64,
+    ) -> Episode {
+        self.inner.episode(tenant, set, key, time, window)
     }
 }
 

@@ -247,6 +247,8 @@ fn build_tenant_pipeline(
         batch_events: config.batch_events,
         learn_only,
         dead_letter,
+        incidents: config.incidents.clone(),
+        detector_settings: spec.settings.clone(),
     };
     Pipeline::new(detector, baselines, outputs, options)
 }

@@ -7,6 +7,8 @@
 //! another, `{"time": <epoch seconds>, "host": …, "source": "minewatch", "sourcetype":
 //! "minewatch:alert", "index": …, "event": <item>}`, `time` taken from the item (see
 //! [`super::http`]) and left out when it has none (Splunk then uses the arrival time).
+//! Incident records (native `incident_id`, OCSF class 2005) go under their own
+//! sourcetype, `minewatch:incident` by default.
 //! HEC answers `{"text":"Success","code":0}`. A 503 (code 9, server busy, or the
 //! unhealthy codes 18-20), another 5xx, 408 or 429 is retried with backoff; 400, 401,
 //! 403 and every other status moves the batch to the dead-letter file with an error
@@ -61,9 +63,12 @@ pub struct HecConfig {
     /// The events' `source`.
     #[serde(default = "default_source")]
     pub source: String,
-    /// The events' `sourcetype`.
+    /// The alerts' `sourcetype`.
     #[serde(default = "default_sourcetype")]
     pub sourcetype: String,
+    /// The incident records' `sourcetype`.
+    #[serde(default = "default_incident_sourcetype")]
+    pub incident_sourcetype: String,
     /// The index to write to (default: the token's default index).
     #[serde(default)]
     pub index: Option<String>,
@@ -105,6 +110,13 @@ fn default_source() -> String {
 
 fn default_sourcetype() -> String {
     DEFAULT_SOURCETYPE.to_string()
+}
+
+/// Default `sourcetype` of incident records.
+pub const DEFAULT_INCIDENT_SOURCETYPE: &str = "minewatch:incident";
+
+fn default_incident_sourcetype() -> String {
+    DEFAULT_INCIDENT_SOURCETYPE.to_string()
 }
 
 fn default_timeout_secs() -> u64 {
@@ -165,26 +177,31 @@ impl HecConfig {
             tls,
             "Splunk HEC",
         )?;
-        let mut fields = serde_json::Map::new();
-        if let Some(host) = self.host.clone().or_else(super::http::hostname) {
-            fields.insert("host".into(), host.into());
-        }
-        fields.insert("source".into(), self.source.clone().into());
-        fields.insert("sourcetype".into(), self.sourcetype.clone().into());
-        if let Some(index) = &self.index {
-            fields.insert("index".into(), index.clone().into());
-        }
-        // The shared fields as `"k":v,` text, written into every envelope.
-        let mut envelope = String::new();
-        for (key, value) in &fields {
-            let _ = write!(
-                envelope,
-                "{}:{},",
-                serde_json::Value::from(key.as_str()),
-                value
-            );
-        }
-        Ok(HecDelivery { poster, envelope })
+        let host = self.host.clone().or_else(super::http::hostname);
+        let envelope = |sourcetype: &str| {
+            let mut fields = serde_json::Map::new();
+            if let Some(host) = &host {
+                fields.insert("host".into(), host.clone().into());
+            }
+            fields.insert("source".into(), self.source.clone().into());
+            fields.insert("sourcetype".into(), sourcetype.into());
+            if let Some(index) = &self.index {
+                fields.insert("index".into(), index.clone().into());
+            }
+            // The shared fields as `"k":v,` text, written into every envelope.
+            let mut text = String::new();
+            for (key, value) in &fields {
+                let _ = write!(text, "{}:{},", serde_json::Value::from(key.as_str()), value);
+            }
+            text
+        };
+        let incident_envelope = envelope(&self.incident_sourcetype);
+        let envelope = envelope(&self.sourcetype);
+        Ok(HecDelivery {
+            poster,
+            envelope,
+            incident_envelope,
+        })
     }
 
     /// Spool and batch settings.
@@ -220,6 +237,20 @@ fn event_url(endpoint: &str) -> Result<ureq::http::Uri> {
 pub struct HecDelivery {
     poster: Poster,
     envelope: String,
+    incident_envelope: String,
+}
+
+/// The fields that tell an incident record from an alert.
+#[derive(serde::Deserialize)]
+struct Kind {
+    incident_id: Option<serde::de::IgnoredAny>,
+    class_uid: Option<u64>,
+}
+
+/// Whether a spooled item is an incident record (native or OCSF class 2005).
+fn is_incident(line: &[u8]) -> bool {
+    serde_json::from_slice::<Kind>(line)
+        .is_ok_and(|k| k.incident_id.is_some() || k.class_uid == Some(2005))
 }
 
 impl HecDelivery {
@@ -241,7 +272,12 @@ impl HecDelivery {
                 };
                 body.extend_from_slice(time.as_bytes());
             }
-            body.extend_from_slice(self.envelope.as_bytes());
+            let envelope = if is_incident(line) {
+                &self.incident_envelope
+            } else {
+                &self.envelope
+            };
+            body.extend_from_slice(envelope.as_bytes());
             body.extend_from_slice(b"\"event\":");
             body.extend_from_slice(line);
             body.extend_from_slice(b"}\n");
@@ -363,6 +399,30 @@ mod tests {
         assert_eq!(events[0]["event"]["detection"], "x");
         assert!(events[1].get("time").is_none());
         assert_eq!(events[1]["event"]["detection"], "y");
+    }
+
+    #[test]
+    fn incident_records_go_under_their_own_sourcetype() {
+        let delivery = config("http://splunk:8088").delivery().unwrap();
+        let body = delivery.body(&[
+            br#"{"detection":"x","key":"k"}"#,
+            br#"{"incident_id":"389a5209","status":"open","alerts":[]}"#,
+            br#"{"class_uid":2005,"finding_info_list":[]}"#,
+            br#"{"class_uid":2004,"finding_info":{}}"#,
+        ]);
+        let sourcetypes: Vec<String> = serde_json::Deserializer::from_slice(&body)
+            .into_iter::<serde_json::Value>()
+            .map(|e| e.unwrap()["sourcetype"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(
+            sourcetypes,
+            [
+                "minewatch:alert",
+                "minewatch:incident",
+                "minewatch:incident",
+                "minewatch:alert"
+            ]
+        );
     }
 
     #[test]

@@ -70,6 +70,34 @@ pub trait BaselineBackend: Send {
         let _ = tenant;
         self.commit()
     }
+    /// The keys of one of `tenant`'s first-seen sets with their sightings, sorted by
+    /// key: for host-side readers (incidents); a detector cannot list a set. A failed
+    /// call answers nothing and is reported by `take_failure`.
+    fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)>;
+    /// Starts or continues the episode of `key` in `tenant`'s `set` at event time
+    /// `time` (ms): it continues while activity comes within `window` ms of its latest,
+    /// otherwise a new one starts. Atomic: among processes sharing the store exactly one
+    /// starts a given episode. A failed call starts nothing and is reported by
+    /// `take_failure`.
+    fn episode(
+        &mut self,
+        tenant: &str,
+        set: &str,
+        key: &str,
+        time: Timestamp,
+        window: i64,
+    ) -> Episode;
+}
+
+/// The state of an episode (see [`BaselineBackend::episode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Episode {
+    /// How many episodes the key has had, this one included (0: unknown after a failure).
+    pub generation: u64,
+    /// Event time the episode started (ms); it never moves.
+    pub start: Timestamp,
+    /// This call started it.
+    pub started: bool,
 }
 
 impl BaselineBackend for BaselineStore {
@@ -83,6 +111,59 @@ impl BaselineBackend for BaselineStore {
 
     fn commit_tenant(&mut self, tenant: &str) -> Result<()> {
         BaselineStore::commit_tenant(self, tenant)
+    }
+
+    fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)> {
+        BaselineStore::keys(self, tenant, set)
+    }
+
+    fn episode(
+        &mut self,
+        tenant: &str,
+        set: &str,
+        key: &str,
+        time: Timestamp,
+        window: i64,
+    ) -> Episode {
+        let state = self.tenants.entry(tenant.to_string()).or_default();
+        let entry = state.sets.entry(set.to_string()).or_default();
+        entry.forget_after = window;
+        let episode = match entry.keys.get(key) {
+            Some(s) if time - s.last_seen <= window => Episode {
+                generation: s.count,
+                start: s.first_seen,
+                started: false,
+            },
+            stored => Episode {
+                generation: stored.map_or(0, |s| s.count) + 1,
+                start: time,
+                started: true,
+            },
+        };
+        let last_seen = match entry.keys.get(key) {
+            Some(s) if !episode.started => s.last_seen.max(time),
+            _ => time,
+        };
+        entry.keys.insert(
+            key.into(),
+            Sighting {
+                first_seen: episode.start,
+                last_seen,
+                count: episode.generation,
+            },
+        );
+        entry.learning_start = Some(entry.learning_start.map_or(time, |s| s.min(time)));
+        entry.latest = entry.latest.max(time);
+        self.mark(|| Dirty::Set {
+            tenant: tenant.to_string(),
+            set: set.to_string(),
+        });
+        self.mark(|| Dirty::Sighting {
+            tenant: tenant.to_string(),
+            set: set.to_string(),
+            key: key.into(),
+        });
+        episode
     }
 }
 

@@ -41,7 +41,10 @@ use minewatch_guest::{Baseline, Observed, Sighting, Timestamp, ValueChange};
 use redis::Value;
 use serde::Deserialize;
 
-use super::BaselineBackend;
+use super::{BaselineBackend, Episode};
+
+/// How many scripts [`Script`] names.
+const SCRIPTS: usize = 7;
 
 /// Keys cached across all sets before the cache is emptied.
 const CACHE_LIMIT: usize = 1 << 20;
@@ -133,15 +136,19 @@ enum Script {
     Record,
     Buckets,
     Touch,
+    Keys,
+    Episode,
 }
 
 impl Script {
-    const ALL: [Script; 5] = [
+    const ALL: [Script; SCRIPTS] = [
         Script::Observe,
         Script::Add,
         Script::Record,
         Script::Buckets,
         Script::Touch,
+        Script::Keys,
+        Script::Episode,
     ];
 
     fn source(self) -> &'static str {
@@ -151,6 +158,8 @@ impl Script {
             Script::Record => include_str!("redis/record.lua"),
             Script::Buckets => include_str!("redis/buckets.lua"),
             Script::Touch => include_str!("redis/touch.lua"),
+            Script::Keys => include_str!("redis/keys.lua"),
+            Script::Episode => include_str!("redis/episode.lua"),
         }
     }
 }
@@ -158,7 +167,7 @@ impl Script {
 /// A live connection with the scripts loaded.
 struct Connection {
     connection: redis::Connection,
-    shas: [String; 5],
+    shas: [String; SCRIPTS],
 }
 
 /// Sightings of one cached key folded together: earliest, latest, how many.
@@ -181,7 +190,7 @@ impl Queued {
     }
 
     /// The queued writes as script calls on `pipe`, answers ignored.
-    fn add_to(&self, pipe: &mut redis::Pipeline, shas: &[String; 5]) {
+    fn add_to(&self, pipe: &mut redis::Pipeline, shas: &[String; SCRIPTS]) {
         for (set, (forget, keys)) in &self.touches {
             let call = pipe
                 .cmd("EVALSHA")
@@ -305,7 +314,7 @@ impl RedisStore {
                 .with_context(|| format!("cannot connect to Redis at {}", self.config.url))?;
             connection.set_read_timeout(Some(timeout))?;
             connection.set_write_timeout(Some(timeout))?;
-            let mut shas: [String; 5] = Default::default();
+            let mut shas: [String; SCRIPTS] = Default::default();
             for (sha, script) in shas.iter_mut().zip(Script::ALL) {
                 *sha = redis::cmd("SCRIPT")
                     .arg("LOAD")
@@ -510,6 +519,73 @@ impl RedisStore {
             Err(error) => {
                 self.fail(error.into());
                 conservative()
+            }
+        }
+    }
+
+    fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)> {
+        let Some(answer) = self.call(Script::Keys, vec![self.key(tenant, "set", set)]) else {
+            return Vec::new();
+        };
+        let parsed = redis::from_redis_value::<Vec<String>>(answer)
+            .map_err(anyhow::Error::from)
+            .and_then(|flat| {
+                flat.chunks(2)
+                    .filter_map(|pair| match pair {
+                        [key, text] => {
+                            Some(parse_sighting(text).map(|s| s.map(|s| (key.clone(), s))))
+                        }
+                        _ => None,
+                    })
+                    .filter_map(Result::transpose)
+                    .collect::<Result<Vec<_>>>()
+            });
+        match parsed {
+            Ok(mut keys) => {
+                keys.sort_by(|a, b| a.0.cmp(&b.0));
+                keys
+            }
+            Err(error) => {
+                self.fail(error);
+                Vec::new()
+            }
+        }
+    }
+
+    fn episode(
+        &mut self,
+        tenant: &str,
+        set: &str,
+        key: &str,
+        time: Timestamp,
+        window: i64,
+    ) -> Episode {
+        let args = vec![
+            self.key(tenant, "set", set),
+            key.to_string(),
+            time.to_string(),
+            window.to_string(),
+            self.journal(),
+            self.attempt.to_string(),
+        ];
+        // Unanswered, nothing started: the batch is run again.
+        let conservative = Episode {
+            generation: 0,
+            start: time,
+            started: false,
+        };
+        let Some(answer) = self.call(Script::Episode, args) else {
+            return conservative;
+        };
+        match redis::from_redis_value::<(u64, i64, u8)>(answer) {
+            Ok((generation, start, started)) => Episode {
+                generation,
+                start,
+                started: started == 1,
+            },
+            Err(error) => {
+                self.fail(error.into());
+                conservative
             }
         }
     }
@@ -721,6 +797,21 @@ impl BaselineBackend for RedisStore {
 
     fn can_fail(&self) -> bool {
         true
+    }
+
+    fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)> {
+        RedisStore::keys(self, tenant, set)
+    }
+
+    fn episode(
+        &mut self,
+        tenant: &str,
+        set: &str,
+        key: &str,
+        time: Timestamp,
+        window: i64,
+    ) -> Episode {
+        RedisStore::episode(self, tenant, set, key, time, window)
     }
 
     /// Sends the queued writes and drops the batch journal.
