@@ -331,3 +331,256 @@ fn sigterm_mid_stream_loses_nothing_that_was_acknowledged() {
         "every acknowledged record was processed, and only those:\n{log}"
     );
 }
+
+/// `serve` on a free HTTP port with `record_field` when given, each request run on
+/// arrival, alerts to `alerts.ndjson`.
+fn serve_with_record_field(dir: &crate::util::Dir, record_field: Option<&str>) -> Server {
+    let mut config = "memory = true\nsettle_ms = 0\n".to_string();
+    if let Some(field) = record_field {
+        config.push_str(&format!("record_field = \"{field}\"\n"));
+    }
+    config.push_str("[sources.http]\nlisten = \"127.0.0.1:0\"\n");
+    let config = dir.write("minewatch.toml", config);
+    Server::start(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--output",
+            "alerts.ndjson",
+        ],
+    )
+}
+
+/// `(records, skipped)` of a 200 reply.
+fn counts(status: u16, reply: &str) -> (u64, u64) {
+    assert_eq!(status, 200, "{reply}");
+    let receipt: serde_json::Value = serde_json::from_str(reply).unwrap();
+    (
+        receipt["records"].as_u64().unwrap(),
+        receipt["skipped"].as_u64().unwrap(),
+    )
+}
+
+/// A field case's file.
+fn case(path: &str) -> Vec<u8> {
+    std::fs::read(crate::util::data(&format!("field-cases/{path}"))).unwrap()
+}
+
+/// A counter of `/metrics` (no token), 0 when absent.
+fn counter(server: &Server, sample: &str) -> u64 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let text = agent
+        .get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .body_mut()
+        .read_to_string()
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn well_formed_bodies_without_cloudtrail_are_answered_200_with_their_skips() {
+    let (dir, _) = setup();
+    let server = serve_with_record_field(&dir, None);
+    let url = server.url("/events");
+    // Vector's aws_s3 events whose message is a log line, not CloudTrail: skipped, counted,
+    // and acknowledged (Vector drops a batch answered 400 for good).
+    let mut events: Vec<serde_json::Value> =
+        serde_json::from_slice(&case("07-vector-aws-s3-to-http/input.body.json")).unwrap();
+    for event in &mut events {
+        event["message"] = "GET /index.html 200".into();
+    }
+    let body = gzip(&serde_json::to_vec(&events).unwrap());
+    let (status, reply) = post(
+        &url,
+        &body,
+        &[
+            ("Content-Type", "application/json"),
+            ("Content-Encoding", "gzip"),
+        ],
+    );
+    assert_eq!(counts(status, &reply), (0, 2), "{reply}");
+    let (status, reply) = post(&url, b"{\"hello\": \"world\"}\n[1, 2]\n", &[]);
+    assert_eq!(counts(status, &reply), (0, 3), "{reply}");
+    // Only a body with nothing decodable is a 400.
+    let (status, reply) = post(&url, &gzip(b"not json\nnor this\n"), &[]);
+    assert_eq!(status, 400, "{reply}");
+    assert!(reply.contains("invalid-json"), "{reply}");
+    let (status, reply) = post(
+        &url,
+        &[0x1f, 0x8b, 8, 0, 0, 0],
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 400, "broken gzip: {reply}");
+    // Fluent Bit's msgpack labelled JSON: refused, saying what it is.
+    let (status, reply) = post(
+        &url,
+        &case("08-fluent-bit-out-http-formats/input.body-msgpack.bin"),
+        &[("Content-Type", "application/json")],
+    );
+    assert_eq!(status, 400, "{reply}");
+    assert!(
+        reply.contains("send it with Content-Type: application/msgpack"),
+        "{reply}"
+    );
+    assert_eq!(
+        counter(
+            &server,
+            "minewatch_events_skipped_total{reason=\"not-cloudtrail\"}"
+        ),
+        3
+    );
+    server.stop();
+}
+
+#[test]
+fn vector_aws_s3_delivery_files_inside_message_are_read() {
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Content-Encoding", "gzip"),
+        ("User-Agent", "Vector/0.58.0 (x86_64-unknown-linux-gnu)"),
+    ];
+    for record_field in [None, Some("message")] {
+        let (dir, _) = setup();
+        let server = serve_with_record_field(&dir, record_field);
+        let url = server.url("/events");
+        // The message as JSON text (as sent), and as an object (after a parse_json remap).
+        let plain = post(
+            &url,
+            &case("07-vector-aws-s3-to-http/input.body.json.gz"),
+            &headers,
+        );
+        let parsed = post(
+            &url,
+            &gzip(&case("07-vector-aws-s3-to-http/input.body-parsed.json")),
+            &headers,
+        );
+        for (status, reply) in [plain, parsed] {
+            assert_eq!(counts(status, &reply), (3, 0), "{record_field:?}: {reply}");
+        }
+        // Each body: two launches and a DescribeInstances the detector does not subscribe to.
+        assert_eq!(counter(&server, "minewatch_events_received_total"), 6);
+        assert_eq!(counter(&server, "minewatch_events_unsubscribed_total"), 2);
+        server.stop();
+    }
+}
+
+#[test]
+fn fluent_bit_out_http_bodies_in_every_format_are_read() {
+    let bodies = [
+        ("input.body-json.json", "application/json"),
+        ("input.body-json_lines.ndjson", "application/json"),
+        ("input.body-msgpack.bin", "application/msgpack"),
+    ];
+    for record_field in [Some("log"), None] {
+        let (dir, _) = setup();
+        let server = serve_with_record_field(&dir, record_field);
+        for (file, content_type) in bodies {
+            let body = gzip(&case(&format!("08-fluent-bit-out-http-formats/{file}")));
+            let (status, reply) = post(
+                &server.url("/events"),
+                &body,
+                &[
+                    ("Content-Type", content_type),
+                    ("Content-Encoding", "gzip"),
+                    ("User-Agent", "Fluent-Bit"),
+                ],
+            );
+            let (records, skipped) = counts(status, &reply);
+            match record_field {
+                // The RunInstances and the DescribeInstances beside it.
+                Some(_) => assert_eq!((records, skipped), (2, 0), "{file}: {reply}"),
+                // Without record_field the intake finds the record under `log` itself.
+                None => assert_eq!(records + skipped, 2, "{file}: {reply}"),
+            }
+        }
+        if record_field.is_some() {
+            assert_eq!(counter(&server, "minewatch_events_received_total"), 6);
+            assert_eq!(counter(&server, "minewatch_events_unsubscribed_total"), 3);
+        }
+        server.stop();
+    }
+}
+
+/// Fluent Bit, tailing `dir/cloudtrail/*.ndjson` with the json parser, posting to `port`
+/// with `out_http` in msgpack; killed when dropped.
+struct FluentBit(std::process::Child);
+
+impl Drop for FluentBit {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn fluent_bit_out_http_in_msgpack_reaches_the_detector() {
+    let Some(fluent_bit) = crate::peers::peer("fluent-bit") else {
+        return;
+    };
+    let (dir, _) = setup();
+    std::fs::create_dir_all(dir.join("cloudtrail")).unwrap();
+    std::fs::copy(
+        crate::util::data("conformance/failures-ignored/events.ndjson"),
+        dir.join("cloudtrail/trail.ndjson"),
+    )
+    .unwrap();
+    let server = serve_with_record_field(&dir, None);
+    dir.write(
+        "parsers.conf",
+        "[PARSER]\n    Name   json\n    Format json\n",
+    );
+    // Fluent Bit 5.1.1 defaults to Format json; msgpack is asked for, and comes as
+    // application/msgpack, gzip-encoded, one [[time, metadata], record] entry per line.
+    let config = format!(
+        "[SERVICE]\n    Flush 1\n    Parsers_File parsers.conf\n\n\
+         [INPUT]\n    Name tail\n    Path {}\n    Tag cloudtrail\n    Parser json\n    Read_from_Head true\n\n\
+         [OUTPUT]\n    Name http\n    Match cloudtrail\n    Host 127.0.0.1\n    Port {}\n    URI /events\n    Format msgpack\n    compress gzip\n",
+        dir.join("cloudtrail/*.ndjson").display(),
+        server.http.port()
+    );
+    dir.write("fluent-bit.conf", config);
+    let log = std::fs::File::create(dir.join("fluent-bit.log")).unwrap();
+    let _peer = FluentBit(
+        std::process::Command::new(&fluent_bit)
+            .args(["-c", "fluent-bit.conf"])
+            .current_dir(dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let written = || {
+        std::fs::read(dir.join("alerts.ndjson"))
+            .map(|bytes| unique_pairs(&alerts(&bytes)))
+            .unwrap_or_default()
+    };
+    for _ in 0..600 {
+        if written().len() >= 4 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let peer_log = std::fs::read_to_string(dir.join("fluent-bit.log")).unwrap_or_default();
+    server.stop();
+    let got = written();
+    let keys: Vec<&str> = got.iter().map(|(_, key)| key.as_str()).collect();
+    assert_eq!(
+        got.len(),
+        4,
+        "mallory's four new values: {got:?}\n{peer_log}"
+    );
+    assert!(
+        keys.contains(&"arn:aws:iam::111122223333:user/mallory"),
+        "{keys:?}"
+    );
+    assert!(peer_log.contains("HTTP status=200"), "{peer_log}");
+    assert!(!peer_log.contains("HTTP status=4"), "{peer_log}");
+}

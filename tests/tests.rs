@@ -14,6 +14,9 @@ mod conformance;
 mod custom_detector;
 /// Component and native build give identical alerts.
 mod differential;
+/// `serve` as an Amazon Data Firehose HTTP endpoint: the field case, access key, reply
+/// shape, and the scenario through CloudWatch Logs envelopes.
+mod firehose;
 /// Sidecars sharing baselines through a real Redis server.
 mod fleet;
 /// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.

@@ -1,20 +1,42 @@
 //! The HTTP source: `POST /events` (the default tenant, or split by the routing field),
-//! `POST /tenants/{name}/events` (one tenant; 404 for an unknown name), plus
+//! `POST /tenants/{name}/events` (one tenant; 404 for an unknown name), the Amazon Data
+//! Firehose endpoints `POST /firehose` and `POST /tenants/{name}/firehose`, plus
 //! `GET /health` and `GET /metrics`.
 //!
-//! Bodies are what Vector's `http` sink and Fluent Bit / Fluentd `out_http` send: a JSON
-//! array, NDJSON (the last line may lack its newline) or concatenated objects, with
-//! `Content-Encoding` gzip, zstd or deflate (decoded by tower-http before the size
-//! limit applies, so a compressed bomb cannot get past it). Each record is a CloudTrail
-//! event, an EventBridge envelope, or an object whose configured `record_field` holds
-//! one. The reply comes after the batch is processed and its alerts are synced: 200 with
-//! counts; 400 with the reason for a body with no decodable record; 401 without the
-//! configured bearer token; 429 or 503 with `Retry-After` under back-pressure. Vector
-//! retries 408, 429 and 5xx; a retried batch does not double-count, because the rate
-//! rules drop `eventID`s they have counted and unseen keys are already learned.
+//! Events bodies are what Vector's `http` sink and Fluent Bit / Fluentd `out_http` send: a
+//! JSON array, NDJSON (the last line may lack its newline) or concatenated objects, or,
+//! labelled `application/msgpack`, a msgpack stream of maps or `[time, map]` /
+//! `[[time, metadata], map]` entries (Fluent Bit's default `Format msgpack`; see
+//! `payload.rs`). Any body may carry `Content-Encoding` gzip, zstd or deflate (decoded by
+//! tower-http before the size limit applies, so a compressed bomb cannot get past it).
+//! Each record is a CloudTrail event, an EventBridge envelope, or an object whose
+//! configured `record_field` holds one.
+//!
+//! Firehose deliveries (`firehose.rs`) are a JSON object whose `records[].data` are
+//! base64, each holding gzip or plain input the intake reads like a file (a CloudWatch Logs
+//! subscription envelope, a CloudTrail event). A POST to the events routes carrying
+//! Firehose's `X-Amz-Firehose-Request-Id` or `-Protocol-Version` header is read as one too.
+//! Firehose sends its access key in `X-Amz-Firehose-Access-Key`, which these requests may
+//! use instead of the bearer token, and needs its own reply shape: `requestId` (echoed)
+//! and `timestamp`, plus `errorMessage` on failure.
+//!
+//! The reply comes after the batch is processed and its alerts are synced: 200 with
+//! counts, also when what a well-formed body holds is not CloudTrail (those records are
+//! counted skips: Vector drops a batch answered 400 for good); 400 with the reason only for
+//! a body that does not decode at all (not JSON, NDJSON or msgpack, broken compression, not
+//! a Firehose delivery); 401 without the configured token; 413 past `max_body_bytes`; 429
+//! or 503 with `Retry-After` under back-pressure; 500 when processing failed. Vector
+//! retries 408, 429 and 5xx, Firehose anything but 200; a retried batch does not
+//! double-count, because the rate rules drop `eventID`s they have counted and unseen keys
+//! are already learned.
 //!
 //! With `tls_cert` and `tls_key` the listener speaks HTTPS only (see [`crate::tls`]);
 //! with `tls_client_ca` too, a client must present a certificate signed by that CA.
+
+mod firehose;
+mod payload;
+#[cfg(test)]
+mod tests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -24,7 +46,7 @@ use std::time::Instant;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -33,9 +55,9 @@ use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 
 use super::Collected;
-use crate::intake::{ReadOptions, read_stream};
+use crate::intake::ReadOptions;
 use crate::serve::router::TenantRouter;
-use crate::serve::worker::{Receiving, Refused};
+use crate::serve::worker::{Receipt, Receiving, Refused};
 use crate::sinks::http::Secret;
 
 /// Settings of the HTTP source.
@@ -46,7 +68,8 @@ pub struct HttpSourceConfig {
     /// `serve` refuses to start without a token (or `tls_client_ca`), and with a token
     /// but no TLS, unless `allow_unauthenticated` or `allow_plaintext` says otherwise.
     pub listen: SocketAddr,
-    /// When set, requests must carry `Authorization: Bearer <token>` (not `/health`).
+    /// When set, requests must carry `Authorization: Bearer <token>` (not `/health`);
+    /// Firehose deliveries may carry it in `X-Amz-Firehose-Access-Key` instead.
     /// `--http-token` or the `MINEWATCH_HTTP_TOKEN` environment variable override it.
     pub token: Option<Secret>,
     /// PEM certificate chain (leaf first) to serve HTTPS with; needs `tls_key`.
@@ -64,7 +87,8 @@ pub struct HttpSourceConfig {
     /// Start even though anyone who reaches the listener may send events (a listener
     /// beyond loopback with neither a token nor `tls_client_ca`).
     pub allow_unauthenticated: bool,
-    /// Largest accepted body after decompression.
+    /// Largest accepted body after decompression; for a Firehose delivery, also the most
+    /// its records' data may take once base64- and gzip-decoded, together.
     pub max_body_bytes: usize,
     /// Seconds a client is told to wait (`Retry-After`) under back-pressure.
     pub retry_after_secs: u32,
@@ -145,25 +169,51 @@ pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/events", post(events))
         .route("/tenants/{tenant}/events", post(tenant_events))
+        .route("/firehose", post(firehose_delivery))
+        .route("/tenants/{tenant}/firehose", post(tenant_firehose_delivery))
         .route("/health", get(health))
         .route("/metrics", get(render_metrics))
         .layer(RequestDecompressionLayer::new())
         .with_state(state)
 }
 
-fn authorized(state: &HttpState, headers: &HeaderMap) -> bool {
+/// The header Firehose sends its access key in.
+const FIREHOSE_ACCESS_KEY: HeaderName = HeaderName::from_static("x-amz-firehose-access-key");
+/// The header naming a Firehose request (the same on every attempt).
+const FIREHOSE_REQUEST_ID: HeaderName = HeaderName::from_static("x-amz-firehose-request-id");
+/// The header with the version of Firehose's request format.
+const FIREHOSE_PROTOCOL_VERSION: HeaderName =
+    HeaderName::from_static("x-amz-firehose-protocol-version");
+
+/// Whether the request carries the configured token: as a bearer token, or, for a
+/// Firehose delivery, as its access key.
+fn authorized(state: &HttpState, headers: &HeaderMap, firehose: bool) -> bool {
     let Some(token) = &state.config.token else {
         return true;
     };
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+    };
+    let bearer = header(header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given == token.expose())
+        .is_some_and(|given| given == token.expose());
+    let access_key = firehose && header(FIREHOSE_ACCESS_KEY).is_some_and(|k| k == token.expose());
+    bearer || access_key
+}
+
+/// What a route expects in its bodies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// `/events`: JSON or msgpack records (or a Firehose delivery, by its headers).
+    Events,
+    /// `/firehose`: Firehose deliveries only.
+    Firehose,
 }
 
 async fn events(State(state): State<Arc<HttpState>>, headers: HeaderMap, body: Body) -> Response {
-    answer(&state, None, &headers, body).await
+    answer(&state, None, Route::Events, &headers, body).await
 }
 
 async fn tenant_events(
@@ -172,31 +222,174 @@ async fn tenant_events(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    answer(&state, Some(&tenant), &headers, body).await
+    answer(&state, Some(&tenant), Route::Events, &headers, body).await
 }
 
-/// Reads the body (decompressed, within `max_body_bytes`) and ingests it; the request
-/// counts as being received (see [`Receiving`]) from its headers until it is queued.
+async fn firehose_delivery(
+    State(state): State<Arc<HttpState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&state, None, Route::Firehose, &headers, body).await
+}
+
+async fn tenant_firehose_delivery(
+    State(state): State<Arc<HttpState>>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    answer(&state, Some(&tenant), Route::Firehose, &headers, body).await
+}
+
+/// What became of a request, before it is put in the reply shape its sender reads.
+#[derive(Debug)]
+enum Outcome {
+    /// Processed and committed.
+    Processed(Receipt),
+    /// Not processed (or not wholly): the sender should fix or resend it.
+    Refused {
+        /// The status to answer with.
+        status: StatusCode,
+        /// Why, for the sender.
+        reason: String,
+        /// Whether to tell the sender when to retry (back-pressure, failures).
+        retry: bool,
+    },
+}
+
+impl Outcome {
+    /// A refusal the sender should not simply retry.
+    fn refused(status: StatusCode, reason: impl Into<String>) -> Outcome {
+        Outcome::Refused {
+            status,
+            reason: reason.into(),
+            retry: false,
+        }
+    }
+}
+
+/// The reply shape a request gets.
+#[derive(Debug)]
+enum Protocol {
+    /// minewatch's own: the receipt, or `{"error": ...}`.
+    Events,
+    /// Firehose's: `{"requestId", "timestamp"}`, plus `errorMessage` on failure.
+    Firehose {
+        /// The request's id, from its header or else its body.
+        request_id: Option<String>,
+    },
+}
+
+impl Protocol {
+    /// Firehose's on the Firehose routes and for requests with Firehose's headers.
+    fn of(route: Route, headers: &HeaderMap) -> Protocol {
+        let firehose_headers = headers.contains_key(FIREHOSE_REQUEST_ID)
+            || headers.contains_key(FIREHOSE_PROTOCOL_VERSION);
+        if route == Route::Firehose || firehose_headers {
+            Protocol::Firehose {
+                request_id: headers
+                    .get(FIREHOSE_REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+            }
+        } else {
+            Protocol::Events
+        }
+    }
+
+    fn is_firehose(&self) -> bool {
+        matches!(self, Protocol::Firehose { .. })
+    }
+
+    /// The response: status, body and, for a retryable refusal, `Retry-After`.
+    fn render(&self, outcome: Outcome, retry_after_secs: u32) -> Response {
+        let (status, body, retry) = match (self, outcome) {
+            (Protocol::Events, Outcome::Processed(receipt)) => {
+                (StatusCode::OK, json!(receipt), false)
+            }
+            (
+                Protocol::Events,
+                Outcome::Refused {
+                    status,
+                    reason,
+                    retry,
+                },
+            ) => (status, json!({"error": reason}), retry),
+            (Protocol::Firehose { request_id }, outcome) => {
+                let mut body = json!({"requestId": request_id, "timestamp": now_millis()});
+                match outcome {
+                    Outcome::Processed(receipt) => {
+                        tracing::debug!(
+                            request_id,
+                            records = receipt.records,
+                            skipped = receipt.skipped,
+                            alerts = receipt.alerts,
+                            "Took a Firehose delivery."
+                        );
+                        (StatusCode::OK, body, false)
+                    }
+                    Outcome::Refused {
+                        status,
+                        reason,
+                        retry,
+                    } => {
+                        tracing::warn!(
+                            request_id,
+                            status = status.as_u16(),
+                            error = %reason,
+                            "Refused a Firehose delivery; Firehose retries it."
+                        );
+                        body["errorMessage"] = reason.into();
+                        (status, body, retry)
+                    }
+                }
+            }
+        };
+        reply(status, body, retry.then_some(retry_after_secs))
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Reads the body (decompressed, within `max_body_bytes`), ingests it and answers in
+/// the shape the sender reads; the request counts as being received (see
+/// [`Receiving`]) from its headers until it is queued.
 async fn answer(
     state: &Arc<HttpState>,
     tenant: Option<&str>,
+    route: Route,
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
     let started = Instant::now();
     let receiving = Receiving::start();
-    let body = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
-        Ok(body) => body,
-        Err(error) => return body_error(&error),
-    };
-    let response = match tenant {
-        Some(name) if !state.router.has(name) => reply(
+    let mut protocol = Protocol::of(route, headers);
+    let outcome = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
+        Err(error) => body_error(&error),
+        Ok(_) if tenant.is_some_and(|name| !state.router.has(name)) => Outcome::refused(
             StatusCode::NOT_FOUND,
-            json!({"error": format!("no tenant named {name:?}")}),
-            None,
+            format!("no tenant named {:?}", tenant.unwrap_or_default()),
         ),
-        _ => ingest(state, tenant, headers, body, receiving).await,
+        Ok(body) => {
+            ingest(
+                state,
+                tenant,
+                route,
+                &mut protocol,
+                headers,
+                body,
+                receiving,
+            )
+            .await
+        }
     };
+    let response = protocol.render(outcome, state.config.retry_after_secs);
     let status = response.status().as_u16().to_string();
     metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
         .increment(1);
@@ -208,65 +401,63 @@ async fn answer(
 async fn ingest(
     state: &Arc<HttpState>,
     tenant: Option<&str>,
+    route: Route,
+    protocol: &mut Protocol,
     headers: &HeaderMap,
     body: Bytes,
     receiving: Receiving,
-) -> Response {
-    if !authorized(state, headers) {
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "missing or wrong bearer token"}),
-            None,
-        );
+) -> Outcome {
+    if !authorized(state, headers, protocol.is_firehose()) {
+        let reason = if protocol.is_firehose() {
+            "missing or wrong X-Amz-Firehose-Access-Key: set the access key of the Firehose \
+             stream's HTTP endpoint destination to the token of [sources.http]"
+        } else {
+            "missing or wrong bearer token"
+        };
+        return Outcome::refused(StatusCode::UNAUTHORIZED, reason);
     }
     metrics::counter!("minewatch_received_bytes_total", "source" => "http")
         .increment(body.len() as u64);
-    let read = state.read;
-    let record_field = state.record_field.clone();
-    // NDJSON lines of events no tenant wants are counted, not parsed.
-    let prefilter = state.router.prefilter();
-    let source = match tenant {
-        Some(name) => format!("http:/tenants/{name}/events"),
-        None => "http:/events".to_string(),
+    let path = match (tenant, route) {
+        (Some(name), Route::Events) => format!("http:/tenants/{name}/events"),
+        (Some(name), Route::Firehose) => format!("http:/tenants/{name}/firehose"),
+        (None, Route::Events) => "http:/events".to_string(),
+        (None, Route::Firehose) => "http:/firehose".to_string(),
     };
+    let source: Arc<str> = path.into();
+    let read = state.read;
+    let limit = state.config.max_body_bytes;
+    let mut collected = Collected {
+        record_field: state.record_field.clone(),
+        // NDJSON lines of events no tenant wants are counted, not parsed.
+        prefilter: state.router.prefilter(),
+        ..Collected::default()
+    };
+    let firehose = protocol.is_firehose();
+    let msgpack = payload::is_msgpack(headers);
     let decoded = tokio::task::spawn_blocking(move || {
-        let mut collected = Collected {
-            record_field,
-            prefilter,
-            ..Collected::default()
+        let found = if firehose {
+            firehose::decode(&body, source, read, limit, &mut collected)
+        } else {
+            payload::decode(&body, msgpack, source, read, limit, &mut collected).map(|()| None)
         };
-        read_stream(&body[..], source.into(), read, &mut collected).map(|()| collected)
+        found.map(|request_id| (collected, request_id))
     })
     .await;
     let collected = match decoded {
-        Ok(Ok(collected)) => collected,
-        Ok(Err(error)) => {
-            return reply(
-                StatusCode::BAD_REQUEST,
-                json!({"error": format!("{error:#}")}),
-                None,
-            );
+        Ok(Ok((collected, body_request_id))) => {
+            if let Protocol::Firehose { request_id } = protocol
+                && request_id.is_none()
+            {
+                *request_id = body_request_id;
+            }
+            collected
         }
+        Ok(Err(refused)) => return refused,
         Err(_) => {
-            return reply(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                json!({"error": "decoder failed"}),
-                None,
-            );
+            return Outcome::refused(StatusCode::INTERNAL_SERVER_ERROR, "decoder failed");
         }
     };
-    let empty_body = collected
-        .skips
-        .iter()
-        .all(|s| s.reason.as_str() == "empty-input");
-    if collected.records.is_empty() && collected.filtered == 0 && !empty_body {
-        let reason = &collected.skips[0];
-        return reply(
-            StatusCode::BAD_REQUEST,
-            json!({"error": format!("no CloudTrail record in the body: {} ({})", reason.detail, reason.reason.as_str())}),
-            None,
-        );
-    }
     let verdict = state
         .router
         .submit(
@@ -277,35 +468,23 @@ async fn ingest(
             receiving,
         )
         .await;
-    let retry = Some(state.config.retry_after_secs);
-    match verdict {
-        Ok(receipt) => reply(StatusCode::OK, json!(receipt), None),
-        Err(Refused::Busy) => reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": "pipeline queue full"}),
-            retry,
-        ),
-        Err(Refused::OutputsFull(why)) => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": why}),
-            retry,
-        ),
-        Err(Refused::Closed) => reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "shutting down"}),
-            retry,
-        ),
-        Err(Refused::Failed(why)) => reply(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            json!({"error": why}),
-            retry,
-        ),
+    let (status, reason) = match verdict {
+        Ok(receipt) => return Outcome::Processed(receipt),
+        Err(Refused::Busy) => (StatusCode::TOO_MANY_REQUESTS, "pipeline queue full".into()),
+        Err(Refused::OutputsFull(why)) => (StatusCode::SERVICE_UNAVAILABLE, why),
+        Err(Refused::Closed) => (StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()),
+        Err(Refused::Failed(why)) => (StatusCode::INTERNAL_SERVER_ERROR, why),
+    };
+    Outcome::Refused {
+        status,
+        reason,
+        retry: true,
     }
 }
 
 /// The answer to a body that could not be read: 413 past `max_body_bytes` (after
 /// decompression), 400 when it does not decompress or arrives broken.
-fn body_error(error: &axum::Error) -> Response {
+fn body_error(error: &axum::Error) -> Outcome {
     let too_large = std::error::Error::source(error)
         .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
     let (status, what) = if too_large {
@@ -313,7 +492,7 @@ fn body_error(error: &axum::Error) -> Response {
     } else {
         (StatusCode::BAD_REQUEST, "failed to read the body")
     };
-    reply(status, json!({"error": format!("{what}: {error}")}), None)
+    Outcome::refused(status, format!("{what}: {error}"))
 }
 
 fn reply(status: StatusCode, body: serde_json::Value, retry_after: Option<u32>) -> Response {
@@ -331,7 +510,7 @@ async fn health() -> Response {
 }
 
 async fn render_metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {
-    if !authorized(&state, &headers) {
+    if !authorized(&state, &headers, false) {
         return reply(
             StatusCode::UNAUTHORIZED,
             json!({"error": "missing or wrong bearer token"}),

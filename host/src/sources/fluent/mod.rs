@@ -51,6 +51,9 @@ use std::pin::Pin;
 
 pub use server::{serve, serve_tls};
 
+// The msgpack helpers the HTTP source shares with Forward.
+pub(crate) use protocol::{ProtocolError, StreamEntry, gunzip, read_entries};
+
 use crate::serve::worker::Receiving;
 
 /// What the server hands to the pipeline: one decoded chunk of events for one tag.
