@@ -13,7 +13,8 @@
 //! paths, recursively through objects. Regex patterns of string subtypes are not
 //! checked: the OCSF server's validator only warns on them.
 //!
-//! The tests below hold the validator itself to records that must fail.
+//! The tests below hold the validator itself to records that must fail, then every
+//! finding the real binary writes.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
-use crate::util::data;
+use crate::util::{alerts, command, data, generate_scenario, setup};
 
 /// Everything wrong with `record` under the OCSF schema of its `metadata.version`, one
 /// line per problem, each starting with the attribute's path; empty when it validates.
@@ -1016,4 +1017,33 @@ mod validator {
         host["metadata"]["profiles"] = json!(["host"]);
         assert!(problems(&host)[0].contains("profile host does not apply"));
     }
+}
+
+/// The findings `run --format ocsf` writes for `input`.
+fn findings(dir: &crate::util::Dir, input: &Path) -> Vec<Value> {
+    let out = command(dir)
+        .args(["run", "--memory", "--format", "ocsf", "--input"])
+        .args([input])
+        .ok(dir);
+    alerts(&out.stdout)
+}
+
+#[test]
+fn the_generated_scenario_gives_findings_that_validate() {
+    let (dir, _) = setup();
+    generate_scenario(&dir, 11, "scenario.ndjson");
+    let found = findings(&dir, &dir.join("scenario.ndjson"));
+    assert!(
+        found.len() >= 8,
+        "the scenario injects incidents: {found:#?}"
+    );
+    assert_valid("the generated scenario", &found);
+}
+
+#[test]
+fn the_bundled_real_data_gives_findings_that_validate() {
+    let (dir, _) = setup();
+    let found = findings(&dir, &data("cloudtrail"));
+    assert!(!found.is_empty());
+    assert_valid("tests/data/cloudtrail", &found);
 }
