@@ -28,6 +28,9 @@ mod incidents;
 mod intake;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
+/// OCSF output held to the official schema files of the version it declares; the
+/// validator other tests call (`ocsf::problems`).
+pub mod ocsf;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
 mod peers;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.

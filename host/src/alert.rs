@@ -57,13 +57,36 @@ impl Renderer {
             .iter()
             .map(|t| json!({ "technique": { "uid": t }, "version": "15.1" }))
             .collect();
-        let mut observables =
-            vec![json!({ "name": "key", "type_id": 0, "type": "Other", "value": alert.key })];
-        if !e.principal.is_empty() {
-            observables.push(json!({ "name": "actor.user.uid", "type_id": 21, "type": "User", "value": e.principal }));
+        // The triggering call as OCSF 1.1.0 holds a detection's evidence: the caller
+        // (`actor` is top-level only with the host profile, meant for hosts), the API and
+        // where the call came from, which CloudTrail gives as an IP address or, for a call
+        // an AWS service made, as the service's name.
+        let mut evidence = json!({
+            "api": { "operation": e.event_name },
+            "data": {
+                "event_id": e.event_id,
+                "instance_type": e.instance_type,
+                "image_ids": e.image_ids,
+                "user_agent": e.user_agent,
+            },
+        });
+        let mut observables = Vec::new();
+        if !e.principal.is_empty() || !e.arn.is_empty() {
+            let mut user = serde_json::Map::new();
+            if !e.principal.is_empty() {
+                user.insert("uid".into(), e.principal.clone().into());
+                observables.push(json!({ "name": "evidences.actor.user.uid", "type_id": 21, "type": "User", "value": e.principal }));
+            }
+            if !e.arn.is_empty() {
+                user.insert("name".into(), e.arn.clone().into());
+            }
+            evidence["actor"] = json!({ "user": user });
         }
-        if !e.source_ip.is_empty() && e.source_ip.parse::<std::net::IpAddr>().is_ok() {
-            observables.push(json!({ "name": "src_endpoint.ip", "type_id": 2, "type": "IP Address", "value": e.source_ip }));
+        if e.source_ip.parse::<std::net::IpAddr>().is_ok() {
+            evidence["src_endpoint"] = json!({ "ip": e.source_ip });
+            observables.push(json!({ "name": "evidences.src_endpoint.ip", "type_id": 2, "type": "IP Address", "value": e.source_ip }));
+        } else if !e.source_ip.is_empty() {
+            evidence["src_endpoint"] = json!({ "svc_name": e.source_ip });
         }
         json!({
             "class_uid": 2004,
@@ -97,13 +120,13 @@ impl Renderer {
                 "src_url": "https://research.splunk.com/stories/aws_cryptomining/",
             },
             "cloud": { "provider": "AWS", "region": e.region, "account": { "uid": e.account, "type_id": 10, "type": "AWS Account" } },
-            "actor": { "user": { "uid": e.principal, "name": e.arn } },
-            "src_endpoint": { "ip": e.source_ip, "svc_name": e.user_agent },
             "api": { "operation": e.event_name, "service": { "name": "ec2.amazonaws.com" } },
             "resources": e.instance_ids.iter().map(|i| json!({ "uid": i, "type": "AWS::EC2::Instance" })).collect::<Vec<_>>(),
-            "evidences": [{ "api": { "operation": e.event_name }, "data": { "event_id": e.event_id, "instance_type": e.instance_type, "image_ids": e.image_ids } }],
+            "evidences": [evidence],
             "observables": observables,
-            "unmapped": { "evidence": render::evidence(&alert.evidence) },
+            // The key has no attribute of its own (a region, AMI, instance type or
+            // principal, by detection), so no observable can point at it.
+            "unmapped": { "key": alert.key, "evidence": render::evidence(&alert.evidence) },
         })
     }
 }
