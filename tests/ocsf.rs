@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value, json};
 
-use crate::util::{alerts, command, data, generate_scenario, setup};
+use crate::util::{command, data, generate_scenario, records, setup};
 
 /// Everything wrong with `record` under the OCSF schema of its `metadata.version`, one
 /// line per problem, each starting with the attribute's path; empty when it validates.
@@ -1025,7 +1025,7 @@ fn findings(dir: &crate::util::Dir, input: &Path) -> Vec<Value> {
         .args(["run", "--memory", "--format", "ocsf", "--input"])
         .args([input])
         .ok(dir);
-    alerts(&out.stdout)
+    records(&out.stdout)
 }
 
 #[test]
@@ -1036,6 +1036,10 @@ fn the_generated_scenario_gives_findings_that_validate() {
     assert!(
         found.len() >= 8,
         "the scenario injects incidents: {found:#?}"
+    );
+    assert!(
+        found.iter().any(|r| r["class_uid"] == 2005),
+        "the stolen key's Incident Finding is among them"
     );
     assert_valid("the generated scenario", &found);
 }
