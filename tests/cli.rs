@@ -89,7 +89,7 @@ fn validate_accepts_a_good_config_and_names_every_problem_in_a_bad_one() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("failed to create state directory"),
+        stderr.contains("state_dir /proc/minewatch-cannot-be-here: /proc is read-only"),
         "both problems are reported: {stderr}"
     );
 

@@ -11,6 +11,12 @@ use crate::util::{
     Receiver, Server, alerts, command, generate_scenario, gzip, post, setup, unique_pairs,
 };
 
+/// The Python with the PyPI Forward client: `MINEWATCH_PYTHON` (`.ci/run` points it at
+/// the virtual environment it installs into), else `python3`.
+fn python() -> String {
+    std::env::var("MINEWATCH_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
 fn peers() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/peers/fluent")
 }
@@ -69,13 +75,13 @@ fn the_scenario_over_forward_from_fluent_org_logger_gives_the_alerts_of_run() {
 
 #[test]
 fn fluent_logger_for_python_reaches_the_detector() {
-    let probe = Command::new("python3")
+    let probe = Command::new(python())
         .args(["-c", "import fluent.sender"])
         .status()
         .unwrap();
     assert!(
         probe.success(),
-        "install the Forward peers: python3 -m pip install -r tests/peers/fluent/requirements.txt"
+        "install the Forward peers: python3 -m venv tests/peers/fluent/.venv && tests/peers/fluent/.venv/bin/pip install -r tests/peers/fluent/requirements.txt, and set MINEWATCH_PYTHON=tests/peers/fluent/.venv/bin/python"
     );
     let (dir, _) = setup();
     let server = Server::start_with(
@@ -89,7 +95,7 @@ fn fluent_logger_for_python_reaches_the_detector() {
         ],
         &["Fluent Forward"],
     );
-    let status = Command::new("python3")
+    let status = Command::new(python())
         .arg(peers().join("send_fluent_logger.py"))
         .args([
             "--port",
@@ -130,7 +136,7 @@ fn an_alert_receiver_down_for_30_seconds_loses_and_duplicates_nothing() {
     let config = dir.write(
         "outputs.toml",
         format!(
-            "memory = true\n[[outputs]]\ntype = \"http\"\nname = \"receiver\"\nendpoint = \"http://{}/alerts\"\nretry_max_ms = 1000\n",
+            "memory = true\nspool_dir = \"spool\"\n[[outputs]]\ntype = \"http\"\nname = \"receiver\"\nendpoint = \"http://{}/alerts\"\nretry_max_ms = 1000\n",
             receiver.addr
         ),
     );
@@ -186,7 +192,7 @@ fn a_full_output_spool_turns_into_503_with_retry_after() {
     let config = dir.write(
         "tiny.toml",
         format!(
-            "memory = true\n[[outputs]]\ntype = \"http\"\nname = \"down\"\nendpoint = \"http://{dead}/\"\nspool_max_bytes = 100\n"
+            "memory = true\nspool_dir = \"spool\"\n[[outputs]]\ntype = \"http\"\nname = \"down\"\nendpoint = \"http://{dead}/\"\nspool_max_bytes = 100\n"
         ),
     );
     let server = Server::start(

@@ -84,7 +84,7 @@ fn splunk_hec_over_https_needs_the_private_ca_or_tls_verify_off() {
         dir.write(
             &format!("{name}.toml"),
             format!(
-                "memory = true\n[[outputs]]\ntype = \"splunk_hec\"\nname = \"{name}\"\n\
+                "memory = true\nspool_dir = \"spool\"\n[[outputs]]\ntype = \"splunk_hec\"\nname = \"{name}\"\n\
                  endpoint = \"https://localhost:{}\"\ntoken = \"hec-token\"\nretry_max_ms = 500\n{extra}",
                 receiver.addr.port()
             ),
@@ -173,7 +173,7 @@ fn an_https_output_presents_its_client_certificate_and_fails_clearly_without() {
     let config = dir.write(
         "mtls.toml",
         format!(
-            "memory = true\n\
+            "memory = true\nspool_dir = \"spool\"\n\
              [[outputs]]\ntype = \"http\"\nname = \"with-cert\"\nendpoint = \"{endpoint}\"\n\
              ca_file = {ca:?}\ntls_cert = {cert:?}\ntls_key = {key:?}\n\
              [[outputs]]\ntype = \"http\"\nname = \"no-cert\"\nendpoint = \"{endpoint}\"\n\
@@ -225,7 +225,7 @@ fn the_https_source_takes_clients_with_certificates_and_counts_the_others() {
     let config = dir.write(
         "https.toml",
         format!(
-            "memory = true\n[sources.http]\nlisten = \"127.0.0.1:0\"\n\
+            "memory = true\nspool_dir = \"spool\"\n[sources.http]\nlisten = \"127.0.0.1:0\"\n\
              tls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n",
             server_identity.cert(),
             server_identity.key(),
@@ -307,7 +307,7 @@ fn forward_over_tls_between_two_sidecars_with_client_certificates_and_a_shared_k
     let receiving = dir.write(
         "receiver.toml",
         format!(
-            "memory = true\nstate_dir = \"receiver-state\"\n[sources.forward]\nlisten = \"127.0.0.1:0\"\n\
+            "memory = true\nspool_dir = \"spool\"\nstate_dir = \"receiver-state\"\n[sources.forward]\nlisten = \"127.0.0.1:0\"\n\
              tls_cert = {:?}\ntls_key = {:?}\ntls_client_ca = {:?}\n\
              [[outputs]]\ntype = \"file\"\npath = \"received.ndjson\"\n",
             receiver_identity.cert(),
@@ -326,7 +326,7 @@ fn forward_over_tls_between_two_sidecars_with_client_certificates_and_a_shared_k
     let sending = dir.write(
         "sender.toml",
         format!(
-            "memory = true\nstate_dir = \"sender-state\"\n\
+            "memory = true\nspool_dir = \"spool\"\nstate_dir = \"sender-state\"\n\
              [[outputs]]\ntype = \"file\"\npath = \"sent.ndjson\"\n\
              [[outputs]]\ntype = \"forward\"\nname = \"relay\"\npassthrough = true\n\
              address = \"127.0.0.1:{port}\"\ntls = true\ntls_server_name = \"localhost\"\n\
@@ -378,7 +378,7 @@ fn certificates_are_read_again_on_sighup_and_bad_ones_are_rejected() {
     let config = dir.write(
         "reload.toml",
         format!(
-            "memory = true\n[sources.http]\nlisten = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\n",
+            "memory = true\nspool_dir = \"spool\"\n[sources.http]\nlisten = \"127.0.0.1:0\"\ntls_cert = {:?}\ntls_key = {:?}\n",
             path(&live_cert),
             path(&live_key)
         ),
@@ -446,7 +446,7 @@ fn secrets_and_open_intake_are_not_exposed_beyond_loopback() {
     // Saying so explicitly is accepted (checked with validate, which binds nothing).
     let allowed = dir.write(
         "allowed.toml",
-        "memory = true\n[sources.http]\nlisten = \"0.0.0.0:8686\"\nallow_plaintext = true\n",
+        "memory = true\nspool_dir = \"spool\"\n[sources.http]\nlisten = \"0.0.0.0:8686\"\nallow_plaintext = true\n",
     );
     let out = command(&dir)
         .args(["validate", "--config", path(&allowed)])
@@ -490,7 +490,7 @@ fn validate_says_what_is_wrong_with_each_certificate_file() {
     let config = dir.write(
         "broken.toml",
         format!(
-            "memory = true\n\
+            "memory = true\nspool_dir = \"spool\"\n\
              [sources.http]\nlisten = \"127.0.0.1:8686\"\ntls_cert = {key:?}\ntls_key = {key:?}\n\
              [sources.forward]\nlisten = \"127.0.0.1:24224\"\ntls_cert = {cert:?}\ntls_key = {other_key:?}\n\
              [[outputs]]\ntype = \"splunk_hec\"\nname = \"hec\"\nendpoint = \"https://splunk:8088\"\n\

@@ -333,7 +333,7 @@ fn minewatch_forwards_alerts_to_fluent_bit_in_forward_over_tls() {
     let config = dir.write(
         "serve.toml",
         format!(
-            "memory = true\n[[outputs]]\ntype = \"forward\"\nname = \"fluent-bit\"\n\
+            "memory = true\nspool_dir = \"spool\"\n[[outputs]]\ntype = \"forward\"\nname = \"fluent-bit\"\n\
              address = \"127.0.0.1:{port}\"\ntls = true\ntls_server_name = \"localhost\"\n\
              ca_file = {:?}\nretry_max_ms = 500\n",
             pki.ca_str()

@@ -122,12 +122,13 @@ pub struct Sighting {
 
 impl Sighting {
     /// Two records of the same key as one, as a baseline import merges them: the
-    /// earliest first sighting, the latest last one, the counts added.
+    /// earliest first sighting, the latest last one, the larger count (so merging a
+    /// record into itself, an import run twice, changes nothing).
     pub fn merge(self, other: Sighting) -> Sighting {
         Sighting {
             first_seen: self.first_seen.min(other.first_seen),
             last_seen: self.last_seen.max(other.last_seen),
-            count: self.count + other.count,
+            count: self.count.max(other.count),
         }
     }
 }

@@ -217,12 +217,27 @@ impl Default for DensitySettings {
 }
 
 impl Settings {
-    /// Parses and validates a JSON settings object; the error names the setting.
+    /// Parses and validates a JSON settings object; the error starts with the setting's
+    /// dotted path (`launch_spike.k: ...`).
     pub fn from_json(json: &str) -> Result<Settings, String> {
         let settings: Settings = if json.trim().is_empty() {
             Settings::default()
         } else {
-            serde_json::from_str(json).map_err(|e| format!("invalid settings: {e}"))?
+            let de = &mut serde_json::Deserializer::from_str(json);
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                // The setting's path, and serde's message without its position in the
+                // JSON the host made from the TOML table (meaningless to the user).
+                let message = e.inner().to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_string();
+                match e.path().to_string().as_str() {
+                    "." => message,
+                    path => format!("{path}: {message}"),
+                }
+            })?
         };
         settings.validate()?;
         Ok(settings)

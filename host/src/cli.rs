@@ -217,9 +217,12 @@ pub struct BuildArgs {
 /// `minewatch baseline show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// Baseline state directory [default: ./minewatch-state].
+    /// Baseline state directory [default: the config's `state_dir`, else ./minewatch-state].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Configuration file: its `state_dir` (and, for export, its Redis store) apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -231,9 +234,12 @@ pub struct ShowArgs {
 /// `minewatch baseline export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// Baseline state directory [default: ./minewatch-state].
+    /// Baseline state directory [default: the config's `state_dir`, else ./minewatch-state].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Configuration file: its `state_dir` (and, for export, its Redis store) apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Export the baselines a fleet keeps in this Redis instead.
     #[arg(long, value_name = "URL", conflicts_with = "state")]
     pub redis: Option<String>,
@@ -256,9 +262,12 @@ pub struct ExportArgs {
 /// `minewatch baseline import`.
 #[derive(Debug, Args)]
 pub struct ImportArgs {
-    /// Baseline state directory [default: ./minewatch-state].
+    /// Baseline state directory [default: the config's `state_dir`, else ./minewatch-state].
     #[arg(long, value_name = "DIR")]
     pub state: Option<PathBuf>,
+    /// Configuration file: its `state_dir` (and, for export, its Redis store) apply.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// An export file, or - for stdin.
     #[arg(long, short, value_name = "PATH")]
     pub input: String,

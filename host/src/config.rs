@@ -74,7 +74,7 @@ pub struct Config {
     /// entry.
     pub limits: GuestLimits,
     /// Where batches a detector was stopped on are written (NDJSON)
-    /// [default: `<state_dir>/dead-letter.ndjson`; none with `memory`].
+    /// [default: `<state_dir>/dead-letter.ndjson`; none with `memory` or Redis].
     pub dead_letter_path: Option<PathBuf>,
     /// More tenants, each with its own detector, limits, baselines and routes.
     pub tenants: Vec<TenantConfig>,
@@ -82,6 +82,9 @@ pub struct Config {
     pub route_field: Option<String>,
     /// `[incidents]`: how alerts add up to risk-based incidents.
     pub incidents: crate::incidents::IncidentSettings,
+    /// Where network outputs spool undelivered alerts (`<spool_dir>/<output name>/`)
+    /// [default: `<state_dir>/spool`; required with `memory = true`].
+    pub spool_dir: Option<PathBuf>,
 }
 
 /// Which baseline store to use.
@@ -166,6 +169,7 @@ impl Default for Config {
             tenants: Vec::new(),
             route_field: None,
             incidents: crate::incidents::IncidentSettings::default(),
+            spool_dir: None,
         }
     }
 }
@@ -176,12 +180,34 @@ impl Config {
     /// # Errors
     /// The file cannot be read, or is not valid TOML for this schema (unknown keys included).
     pub fn load(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read config {}", path.display()))?;
-        let config: Config =
-            toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))?;
+        let config = Config::parse(path)?;
+        config.check_default_tenant()?;
         config.check()?;
         Ok(config)
+    }
+
+    /// A `[[tenants]]` entry must not take the default tenant's name: the default
+    /// tenant's detector is the top-level `component` and `[detector]`. (`--tenant`
+    /// picks an entry as the one `run` uses, after this check.)
+    fn check_default_tenant(&self) -> Result<()> {
+        anyhow::ensure!(
+            !self.tenants.iter().any(|t| t.name == self.tenant),
+            "[[tenants]] name = {:?} is the default tenant (`tenant`), whose detector is set by \
+             the top-level component and [detector]: rename the entry, or move its settings \
+             to the top level",
+            self.tenant
+        );
+        Ok(())
+    }
+
+    /// Reads a configuration file without checking its values (see [`Config::problems`]).
+    ///
+    /// # Errors
+    /// The file cannot be read or is not valid TOML of this shape.
+    pub fn parse(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("failed to read config {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
     /// Checks the values serde cannot.
@@ -201,15 +227,64 @@ impl Config {
             "memory = true and store.backend = \"redis\" exclude each other"
         );
         self.incidents.check()?;
+        self.check_outputs()?;
         self.tenant_specs()?;
         Ok(())
+    }
+
+    /// Every problem [`Config::check`] finds, not only the first (for `validate`).
+    pub fn problems(&self) -> Vec<String> {
+        let checks: [&dyn Fn() -> Result<()>; 4] = [
+            &|| self.check_default_tenant(),
+            &|| {
+                let mut basic = self.clone();
+                basic.outputs.clear();
+                basic.tenants.clear();
+                basic.route_field = None;
+                basic.check()
+            },
+            &|| self.check_outputs(),
+            &|| self.tenant_specs().map(|_| ()),
+        ];
+        checks
+            .iter()
+            .filter_map(|check| check().err().map(|e| format!("{e:#}")))
+            .collect()
+    }
+
+    /// Output names are unique (they name spool directories and metrics), and a spool
+    /// has a directory even when nothing else is kept on disk.
+    fn check_outputs(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, output) in self.outputs.iter().enumerate() {
+            let name = output.display_name(i);
+            anyhow::ensure!(
+                names.insert(name.clone()),
+                "two outputs are named {name:?}: output names must differ (they name the \
+                 spool directories and the metrics)"
+            );
+            anyhow::ensure!(
+                !(output.spools() && self.memory && self.spool_dir.is_none()),
+                "output {name} spools undelivered alerts on disk, but memory = true keeps \
+                 nothing there: set spool_dir to the directory it may use"
+            );
+        }
+        Ok(())
+    }
+
+    /// Where network outputs spool.
+    pub fn spool_root(&self) -> PathBuf {
+        self.spool_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("spool"))
     }
 
     /// The dead-letter file, if there is one.
     pub fn dead_letter(&self) -> Option<PathBuf> {
         match &self.dead_letter_path {
             Some(path) => Some(path.clone()),
-            None if self.memory => None,
+            // Nothing on disk unless asked: in memory, or with the baselines in Redis.
+            None if self.memory || self.store.backend == StoreBackend::Redis => None,
             None => Some(self.state_dir.join("dead-letter.ndjson")),
         }
     }

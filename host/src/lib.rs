@@ -174,8 +174,9 @@ pub fn build_limited_detector(
             )
         }
     };
+    // The detector names the setting (its path in the table); the table is [detector].
     detector
         .configure(spec.settings)
-        .context("invalid detector settings")?;
+        .map_err(|error| anyhow::anyhow!("detector.{error:#}"))?;
     Ok(detector)
 }

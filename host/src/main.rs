@@ -29,16 +29,37 @@ use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
 use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat, SecretArgs};
 
+/// Whether logs (and the end-of-run summary) are JSON lines (`--log-format json`).
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("MINEWATCH_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, bad_filter) = match std::env::var("MINEWATCH_LOG") {
+        Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),
+        Ok(text) => match tracing_subscriber::EnvFilter::try_new(&text) {
+            Ok(filter) => (filter, None),
+            Err(error) => (
+                tracing_subscriber::EnvFilter::new("info"),
+                Some((text, error)),
+            ),
+        },
+    };
     let logs = tracing_subscriber::fmt()
         .with_writer(|| minewatch::progress::LogWriter)
         .with_env_filter(filter);
     match cli.log_format {
         LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
-        LogFormat::Json => logs.json().init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            logs.json().init();
+        }
+    }
+    if let Some((text, error)) = bad_filter {
+        tracing::warn!(
+            MINEWATCH_LOG = %text,
+            %error,
+            "MINEWATCH_LOG is not a valid log filter (e.g. `debug`, `minewatch=debug,info`); logging at info."
+        );
     }
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -47,6 +68,17 @@ fn main() -> ExitCode {
             eprintln!("minewatch: {error:#}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The end-of-run summary on stderr: as text, or with `--log-format json` as one JSON
+/// log line whose `summary` field holds the counts.
+fn print_summary(text: &dyn std::fmt::Display, summary: &RunSummary) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let counts = serde_json::to_string(summary).expect("summaries serialize");
+        tracing::info!(summary = %counts, "Finished.");
+    } else {
+        eprint!("{text}");
     }
 }
 
@@ -78,10 +110,18 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                     args.passthrough,
                 )];
             }
+            if let Some(field) = &config.route_field {
+                tracing::warn!(
+                    route_field = %field,
+                    tenant = %config.tenant,
+                    "run reads everything as one tenant (--tenant picks which); route_field \
+                     and route_values apply to serve only."
+                );
+            }
             let pipeline = serve::build_pipeline(&config, false)?;
             let driven =
                 replay::drive(&config, replay::inputs(&args.inputs.input), pipeline, None)?;
-            eprint!("{}", driven.summary);
+            print_summary(&driven.summary, &driven.summary);
             Ok(exit_code(&driven.summary))
         }
         Command::Serve(args) => {
@@ -133,7 +173,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 });
                 serve::serve_with_reload(config, listeners, serve::signal(), reload).await
             })?;
-            eprint!("{summary}");
+            print_summary(&summary, &summary);
             Ok(ExitCode::SUCCESS)
         }
         Command::Baseline(BaselineCommand::Build(args)) => {
@@ -145,28 +185,44 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             };
             let tapped = replay::replay_tapped(&config, replay::inputs(&args.input), request)?;
             let summary = tapped.driven.summary;
-            eprint!(
-                "{}",
-                LearnedSummary {
+            print_summary(
+                &LearnedSummary {
                     summary: &summary,
-                    learned: &tapped.log
-                }
+                    learned: &tapped.log,
+                },
+                &summary,
             );
             Ok(exit_code(&summary))
         }
         Command::Baseline(BaselineCommand::Show(args)) => {
-            show(&state_dir(args.state), args.json, args.keys)
+            let config = baseline_config(args.config.as_deref())?;
+            show(&state_dir(args.state, &config), args.json, args.keys)
         }
         Command::Baseline(BaselineCommand::Export(args)) => {
-            let store = match &args.redis {
-                Some(url) => RedisStore::new(RedisConfig {
+            let config = baseline_config(args.config.as_deref())?;
+            let redis = match &args.redis {
+                Some(url) => Some(RedisConfig {
                     url: url.clone(),
                     key_prefix: args.key_prefix.clone(),
                     ..RedisConfig::default()
-                })?
-                .snapshot(args.tenant.as_deref())?,
-                None => BaselineStore::open(&state_dir(args.state))?,
+                }),
+                None if args.state.is_none() && config.store.backend == StoreBackend::Redis => {
+                    Some(config.store.redis.clone())
+                }
+                None => None,
             };
+            let store = match redis {
+                Some(redis) => RedisStore::new(redis)?.snapshot(args.tenant.as_deref())?,
+                None => BaselineStore::open_existing(&state_dir(args.state, &config))?,
+            };
+            if let Some(tenant) = &args.tenant
+                && !store.tenant_names().contains(tenant)
+            {
+                anyhow::bail!(
+                    "no baselines of tenant {tenant:?} (tenants with baselines: {})",
+                    store.tenant_names().join(", ")
+                );
+            }
             let mut out: Box<dyn Write> = match args.output.as_deref() {
                 None | Some("-") => Box::new(std::io::stdout().lock()),
                 Some(path) => Box::new(
@@ -180,7 +236,8 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Baseline(BaselineCommand::Import(args)) => {
-            let mut store = BaselineStore::open(&state_dir(args.state))?;
+            let config = baseline_config(args.config.as_deref())?;
+            let mut store = BaselineStore::open(&state_dir(args.state, &config))?;
             let mut input: Box<dyn BufRead> = if args.input == "-" {
                 Box::new(std::io::stdin().lock())
             } else {
@@ -207,7 +264,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 top_principals: args.top_principals,
             };
             let report = minewatch::report::backtest(&config, &args.inputs.input, options)?;
-            eprint!("{}", report.summary);
+            print_summary(&report.summary, &report.summary);
             let output = args.output.as_deref().unwrap_or("-");
             report.write(output, args.json)?;
             if output != "-" {
@@ -223,8 +280,14 @@ fn dispatch(command: Command) -> Result<ExitCode> {
     }
 }
 
-fn state_dir(flag: Option<PathBuf>) -> PathBuf {
-    flag.unwrap_or_else(|| Config::default().state_dir)
+/// The state directory a baseline command reads: `--state`, else the config's.
+fn state_dir(flag: Option<PathBuf>, config: &Config) -> PathBuf {
+    flag.unwrap_or_else(|| config.state_dir.clone())
+}
+
+/// The configuration a baseline command was given, or the defaults.
+fn baseline_config(path: Option<&Path>) -> Result<Config> {
+    path.map_or_else(|| Ok(Config::default()), Config::load)
 }
 
 /// The configuration file (if any) with the command-line flags applied over it.
@@ -233,6 +296,16 @@ fn resolve(args: &DetectorArgs) -> Result<Config> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    if let Some(tenant) = &args.tenant {
+        let known: Vec<&str> = std::iter::once(config.tenant.as_str())
+            .chain(config.tenants.iter().map(|t| t.name.as_str()))
+            .collect();
+        anyhow::ensure!(
+            config.tenants.is_empty() || known.contains(&tenant.as_str()),
+            "--tenant {tenant}: no such tenant in the configuration (tenants: {})",
+            known.join(", ")
+        );
+    }
     apply_flags(&mut config, args);
     config.check()?;
     Ok(config)
@@ -296,13 +369,7 @@ fn exit_code(summary: &RunSummary) -> ExitCode {
 }
 
 fn show(dir: &Path, json: bool, keys: bool) -> Result<ExitCode> {
-    if !dir.join("baselines.redb").exists() {
-        anyhow::bail!(
-            "no baselines in {} (run `minewatch baseline build` or `minewatch run` first)",
-            dir.display()
-        );
-    }
-    let store = BaselineStore::open(dir)?;
+    let store = BaselineStore::open_existing(dir)?;
     let sets = store.sets();
     let visible = |set: &str| !set.contains("rate/");
     if json {
@@ -383,7 +450,7 @@ fn detections(component: Option<&Path>, json: bool) -> Result<ExitCode> {
 fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    let mut config = match Config::load(path) {
+    let mut config = match Config::parse(path) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("minewatch: {error:#}");
@@ -391,6 +458,7 @@ fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
         }
     };
     apply_secrets(&mut config, secrets);
+    problems.extend(config.problems());
     if let Err(error) = config.sources.check() {
         problems.extend(format!("{error:#}").lines().map(str::to_string));
     }
@@ -441,7 +509,7 @@ fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
     }
     // Every tenant's detector, each on the shared engines, each problem reported.
     let engines = Engines::new()?;
-    for spec in config.tenant_specs()? {
+    for spec in config.tenant_specs().unwrap_or_default() {
         let detector = build_limited_detector(
             &engines,
             &DetectorSpec {
@@ -464,9 +532,14 @@ fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
                 problems.push(format!("{error:#}"));
             }
         }
+        // Checked without opening it: validate changes nothing, and a running serve
+        // holds the store.
         StoreBackend::Embedded if !config.memory => {
-            if let Err(error) = BaselineStore::open(&config.state_dir) {
-                problems.push(format!("{error:#}"));
+            if let Err(problem) = writable_dir(&config.state_dir) {
+                problems.push(format!(
+                    "state_dir {}: {problem}",
+                    config.state_dir.display()
+                ));
             }
         }
         StoreBackend::Embedded => {}
@@ -482,6 +555,30 @@ fn validate(path: &Path, secrets: &SecretArgs) -> Result<ExitCode> {
         eprintln!("minewatch: {problem}");
     }
     Ok(ExitCode::from(1))
+}
+
+/// Whether `dir` is (or can become) a writable directory, without creating anything:
+/// its nearest existing ancestor (itself, if it exists) must be a writable directory.
+fn writable_dir(dir: &Path) -> std::result::Result<(), String> {
+    let mut at = dir;
+    loop {
+        match std::fs::metadata(at) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(format!("{} is not a directory", at.display()));
+            }
+            Ok(meta) if meta.permissions().readonly() => {
+                return Err(format!("{} is read-only", at.display()));
+            }
+            Ok(_) => return Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                at = match at.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+            }
+            Err(error) => return Err(format!("{}: {error}", at.display())),
+        }
+    }
 }
 
 /// Files certificate findings under problems or warnings, prefixed with where they are.
@@ -500,6 +597,12 @@ fn sort_findings(
 }
 
 fn generate(args: cli::GenerateArgs) -> Result<ExitCode> {
+    anyhow::ensure!(
+        args.no_incidents || args.days >= 21,
+        "--days {}: the scenario's incidents start after a 20-day history, so it needs at \
+         least 21 days; add --no-incidents for a shorter one",
+        args.days
+    );
     let spec = Spec {
         seed: args.seed,
         days: args.days,

@@ -26,6 +26,39 @@ use crate::summary::RunSummary;
 /// The field passthrough outputs add to an event: the alerts it triggered.
 pub const ALERTS_FIELD: &str = "minewatch_alerts";
 
+/// A passed-through line with `alerts` added: as the last key of the object it holds,
+/// the rest of its bytes unchanged; a line that is not an object (an array of records)
+/// becomes `{"records": <line>, "minewatch_alerts": [...]}`.
+fn with_alerts(line: &[u8], alerts: &[Value]) -> Vec<u8> {
+    let field =
+        serde_json::to_vec(&serde_json::json!({ ALERTS_FIELD: alerts })).expect("alerts serialize");
+    // `{"minewatch_alerts":[...]}` without its braces.
+    let member = &field[1..field.len() - 1];
+    let trimmed = line.trim_ascii_end();
+    let mut out = Vec::with_capacity(line.len() + field.len() + 12);
+    match trimmed
+        .strip_suffix(b"}")
+        .filter(|_| trimmed.trim_ascii_start().starts_with(b"{"))
+    {
+        Some(body) => {
+            out.extend_from_slice(body);
+            if !body.trim_ascii_start()[1..].trim_ascii().is_empty() {
+                out.push(b',');
+            }
+            out.extend_from_slice(member);
+            out.push(b'}');
+        }
+        None => {
+            out.extend_from_slice(b"{\"records\":");
+            out.extend_from_slice(trimmed);
+            out.push(b',');
+            out.extend_from_slice(member);
+            out.push(b'}');
+        }
+    }
+    out
+}
+
 /// How a pipeline treats what it reads.
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -81,10 +114,13 @@ impl Output {
     }
 }
 
-/// A record waiting for its batch, kept whole only for passthrough outputs.
-struct Pending {
-    record: Option<Value>,
-    event: Option<usize>,
+/// What a passthrough output passes on, waiting for its batch's alerts.
+enum Pending {
+    /// A record that came without its line (a request or chunk of `serve`), and its
+    /// index in the batch when the detector subscribes to it.
+    Record { record: Value, event: Option<usize> },
+    /// A line of input as it was read, and the batch indices of its records.
+    Line { raw: Vec<u8>, events: Vec<usize> },
 }
 
 /// A baseline store outage as the pipeline waits it out: backoff and sparse logs.
@@ -193,6 +229,10 @@ pub struct Pipeline {
     batch_records: Vec<Value>,
     locations: Vec<Location>,
     pending: Vec<Pending>,
+    /// Lines come with their records ([`Visitor::raw`]): batches end between lines.
+    by_line: bool,
+    /// Where the records of the line being read start in `pending`.
+    line_start: usize,
     summary: RunSummary,
 }
 
@@ -229,6 +269,8 @@ impl Pipeline {
             batch_records: Vec::new(),
             locations: Vec::with_capacity(options.batch_events),
             pending: Vec::new(),
+            by_line: false,
+            line_start: 0,
             options,
             summary: RunSummary::default(),
         })
@@ -293,18 +335,58 @@ impl Pipeline {
             self.summary.unsubscribed += 1;
             metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
         }
-        if self.passthrough {
-            self.pending.push(Pending {
+        if self.passthrough
+            && let Some(record) = record
+        {
+            self.pending.push(Pending::Record {
                 record,
                 event: subscribed.then(|| self.batch.len() - 1),
             });
         }
+        if !self.by_line {
+            self.flush_if_full()?;
+        }
+        Ok(())
+    }
+
+    fn flush_if_full(&mut self) -> Result<()> {
         if self.batch.len() >= self.options.batch_events
             || self.pending.len() >= 8 * self.options.batch_events
         {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Whether this pipeline passes its input on, and so wants each line whole.
+    pub fn keeps_raw(&self) -> bool {
+        self.passthrough
+    }
+
+    /// Takes the line the records pushed since the previous line came from: a
+    /// passthrough output writes it unchanged, or with the alerts of its records added.
+    ///
+    /// # Errors
+    /// A flush it triggered failed (see [`Pipeline::flush`]).
+    pub fn raw(&mut self, line: &[u8]) -> Result<()> {
+        if !self.passthrough {
+            return Ok(());
+        }
+        self.by_line = true;
+        let events = self
+            .pending
+            .drain(self.line_start..)
+            .filter_map(|p| match p {
+                Pending::Record { event, .. } => event,
+                Pending::Line { .. } => None,
+            })
+            .collect();
+        self.pending.push(Pending::Line {
+            raw: line.to_vec(),
+            events,
+        });
+        self.line_start = self.pending.len();
+        self.flush_if_full()
     }
 
     fn subscribed(&self, record: &Value) -> bool {
@@ -522,6 +604,7 @@ impl Pipeline {
     /// events to passthrough outputs.
     fn emit(&mut self, alerts: &[Alert], incidents: &[Incident]) -> Result<()> {
         let pending = std::mem::take(&mut self.pending);
+        self.line_start = 0;
         if self.options.learn_only {
             return Ok(());
         }
@@ -560,24 +643,35 @@ impl Pipeline {
                 continue;
             }
             for item in &pending {
-                let Some(record) = &item.record else { continue };
-                let triggered: Vec<Value> = match item.event {
-                    Some(event) => alerts
+                let triggered = |events: &[usize]| -> Vec<Value> {
+                    alerts
                         .iter()
                         .zip(&rendered)
-                        .filter(|(a, _)| a.event_index as usize == event)
+                        .filter(|(a, _)| events.contains(&(a.event_index as usize)))
                         .map(|(_, r)| r[format].clone())
-                        .collect(),
-                    None => Vec::new(),
+                        .collect()
                 };
-                if triggered.is_empty() {
-                    output.sink.write(record)?;
-                } else {
-                    let mut enriched = record.clone();
-                    if let Value::Object(map) = &mut enriched {
-                        map.insert(ALERTS_FIELD.to_string(), Value::Array(triggered));
+                match item {
+                    Pending::Line { raw, events } => {
+                        let triggered = triggered(events);
+                        if triggered.is_empty() {
+                            output.sink.write_line(raw)?;
+                        } else {
+                            output.sink.write_line(&with_alerts(raw, &triggered))?;
+                        }
                     }
-                    output.sink.write(&enriched)?;
+                    Pending::Record { record, event } => {
+                        let triggered = triggered(event.as_slice());
+                        if triggered.is_empty() {
+                            output.sink.write(record)?;
+                        } else {
+                            let mut enriched = record.clone();
+                            if let Value::Object(map) = &mut enriched {
+                                map.insert(ALERTS_FIELD.to_string(), Value::Array(triggered));
+                            }
+                            output.sink.write(&enriched)?;
+                        }
+                    }
                 }
             }
         }
@@ -608,6 +702,14 @@ impl Pipeline {
 impl Visitor for Pipeline {
     fn record(&mut self, record: Value, location: Location) -> Result<()> {
         self.push(record, location)
+    }
+
+    fn keeps_raw(&self) -> bool {
+        Pipeline::keeps_raw(self)
+    }
+
+    fn raw(&mut self, line: &[u8]) -> Result<()> {
+        Pipeline::raw(self, line)
     }
 
     fn wants(&self, line: &[u8]) -> bool {

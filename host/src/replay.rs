@@ -70,6 +70,7 @@ pub fn drive(
         read,
         config.record_field.clone(),
         pipeline.prefilter(),
+        pipeline.keeps_raw(),
     );
     let mut watched = Watched {
         pipeline: &mut pipeline,
@@ -135,6 +136,14 @@ impl Visitor for Watched<'_> {
     fn filtered(&mut self, lines: u64) {
         self.progress.records(lines);
         self.pipeline.filtered(lines);
+    }
+
+    fn keeps_raw(&self) -> bool {
+        self.pipeline.keeps_raw()
+    }
+
+    fn raw(&mut self, line: &[u8]) -> Result<()> {
+        self.pipeline.raw(line)
     }
 }
 

@@ -1,7 +1,9 @@
 //! What a run saw: counts by outcome, the skip log, and the end-of-run summary.
 //!
-//! Skips are logged with their location: the first [`SKIP_LOG_LIMIT`] at WARN, the rest
-//! at DEBUG, so a file full of garbage cannot flood the log; every skip is counted.
+//! Skips are logged with their location: the first [`SKIP_LOG_LIMIT`] of each
+//! [`SKIP_LOG_WINDOW`] at WARN, the rest at DEBUG, so a file full of garbage cannot
+//! flood the log while a long-running `serve` still shows new trouble; every skip is
+//! counted.
 //! CloudTrail's expected neighbours (digest files, Insights events, CloudWatch Logs
 //! control messages) are counted and logged at DEBUG only: a bucket holds a digest file
 //! an hour beside the log files.
@@ -33,8 +35,51 @@ pub const NEIGHBOURS: [&str; 3] = [
     "cwl-control-message",
 ];
 
-/// Skips logged at WARN before the rest go to DEBUG.
+/// Skips logged at WARN per [`SKIP_LOG_WINDOW`] before the rest go to DEBUG.
 pub const SKIP_LOG_LIMIT: u64 = 50;
+
+/// How often the WARN budget for skips starts again.
+pub const SKIP_LOG_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// How many skips were logged at WARN in the current window.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SkipLog {
+    window: Option<std::time::Instant>,
+    warned: u64,
+}
+
+/// Log pacing is not part of what a run saw.
+impl PartialEq for SkipLog {
+    fn eq(&self, _: &SkipLog) -> bool {
+        true
+    }
+}
+
+impl Eq for SkipLog {}
+
+impl SkipLog {
+    /// Counts one skip; true when it may be logged at WARN. The first skip past the
+    /// budget logs the notice that the rest of the window goes to DEBUG.
+    fn warn(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        if self
+            .window
+            .is_none_or(|start| now - start >= SKIP_LOG_WINDOW)
+        {
+            *self = SkipLog {
+                window: Some(now),
+                warned: 0,
+            };
+        }
+        self.warned += 1;
+        if self.warned == SKIP_LOG_LIMIT + 1 {
+            tracing::warn!(
+                "More than {SKIP_LOG_LIMIT} skips in a minute: the rest of this minute's are counted and logged at debug level only."
+            );
+        }
+        self.warned <= SKIP_LOG_LIMIT
+    }
+}
 
 /// Counters of one run.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
@@ -53,6 +98,9 @@ pub struct RunSummary {
     pub alerts: BTreeMap<String, u64>,
     /// Incidents opened.
     pub incidents: u64,
+    /// Pacing of the skip log.
+    #[serde(skip)]
+    pub skip_log: SkipLog,
     /// Inputs that could not be read at all.
     pub unreadable_inputs: u64,
 }
@@ -98,16 +146,8 @@ impl RunSummary {
             tracing::debug!(%reason, %location, "Skipped input: {detail}.");
             return;
         }
-        let total = self.total_skipped()
-            - NEIGHBOURS
-                .iter()
-                .filter_map(|r| self.skipped.get(*r))
-                .sum::<u64>();
-        if total <= SKIP_LOG_LIMIT {
+        if self.skip_log.warn() {
             tracing::warn!(%reason, %location, "Skipped input: {detail}.");
-            if total == SKIP_LOG_LIMIT {
-                tracing::warn!("Further skips are counted and logged at debug level only.");
-            }
         } else {
             tracing::debug!(%reason, %location, "Skipped input: {detail}.");
         }

@@ -155,6 +155,23 @@ pub trait Visitor {
     fn fields(&self) -> Option<&FieldSet> {
         None
     }
+
+    /// Whether the visitor passes its input on (a passthrough output): then every line
+    /// is read whole, whatever its size, and handed to [`Visitor::raw`].
+    fn keeps_raw(&self) -> bool {
+        false
+    }
+
+    /// With [`Visitor::keeps_raw`]: the line (without its newline) that the records and
+    /// skips reported since the previous call came from; called for every line, blank
+    /// and unreadable ones included. A document spread over several lines comes as one
+    /// line, its whitespace between tokens removed.
+    ///
+    /// # Errors
+    /// Processing failed in a way that must stop reading.
+    fn raw(&mut self, _line: &[u8]) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Limits applied while reading.

@@ -47,6 +47,14 @@ impl Visitor for Counting<'_> {
     fn fields(&self) -> Option<&FieldSet> {
         self.inner.fields()
     }
+
+    fn keeps_raw(&self) -> bool {
+        self.inner.keeps_raw()
+    }
+
+    fn raw(&mut self, line: &[u8]) -> Result<()> {
+        self.inner.raw(line)
+    }
 }
 
 /// Reads one stream (file or stdin), sniffing gzip and the JSON shape.
@@ -71,8 +79,20 @@ pub fn read_stream<R: BufRead>(
         records: 0,
         skips: 0,
     };
-    let (first, newlines) = skip_whitespace(&mut reader)?;
-    let start_line = newlines + 1;
+    let (first, skipped) = skip_whitespace(&mut reader)?;
+    let mut blank = skipped.split(|&b| b == b'\n');
+    let last_blank = blank.next_back().unwrap_or_default();
+    let start_line = blank.clone().count() as u64 + 1;
+    if counting.keeps_raw() {
+        // Blank lines before the first record pass on as they were; the last one's
+        // whitespace belongs to the first line.
+        for line in blank {
+            counting.raw(line)?;
+        }
+        if first.is_none() && !last_blank.is_empty() {
+            counting.raw(last_blank)?;
+        }
+    }
     match first {
         None => {}
         Some(b'[') => {
@@ -92,7 +112,8 @@ pub fn read_stream<R: BufRead>(
                         line: Some(start_line),
                         record: None,
                     };
-                    if line.len() > options.max_record_bytes && value.get("Records").is_none() {
+                    let too_long = line.len() > options.max_record_bytes && !counting.keeps_raw();
+                    if too_long && value.get("Records").is_none() {
                         let cut = counting.fields().map(|fields| {
                             fields
                                 .cutter(options.max_record_bytes)
@@ -108,6 +129,9 @@ pub fn read_stream<R: BufRead>(
                         }
                     } else {
                         visit_value(value, &location, &mut counting)?;
+                    }
+                    if counting.keeps_raw() {
+                        counting.raw(trim_newline(&line))?;
                     }
                     read_lines(&mut reader, &source, start_line + 1, options, &mut counting)?;
                 }
@@ -134,20 +158,20 @@ pub fn read_stream<R: BufRead>(
 }
 
 /// Consumes leading whitespace; returns the first other byte (not consumed) and the
-/// newlines passed.
-fn skip_whitespace(reader: &mut dyn BufRead) -> std::io::Result<(Option<u8>, u64)> {
-    let mut newlines = 0;
+/// whitespace consumed.
+fn skip_whitespace(reader: &mut dyn BufRead) -> std::io::Result<(Option<u8>, Vec<u8>)> {
+    let mut skipped = Vec::new();
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
-            return Ok((None, newlines));
+            return Ok((None, skipped));
         }
         let ws = buf.iter().take_while(|b| b.is_ascii_whitespace()).count();
-        newlines += buf[..ws].iter().filter(|&&b| b == b'\n').count() as u64;
+        skipped.extend_from_slice(&buf[..ws]);
         if ws < buf.len() {
             let first = buf[ws];
             reader.consume(ws);
-            return Ok((Some(first), newlines));
+            return Ok((Some(first), skipped));
         }
         let len = buf.len();
         reader.consume(len);
@@ -284,11 +308,22 @@ fn read_lines(
 ) -> Result<()> {
     let mut line = Vec::new();
     let mut number = first_line;
+    // A passthrough passes every line on whole, so it reads every line whole.
+    let cap = if visitor.keeps_raw() {
+        usize::MAX
+    } else {
+        options.max_record_bytes
+    };
     loop {
-        let read = read_line_capped(reader, options.max_record_bytes, &mut line)?;
+        let read = read_line_capped(reader, cap, &mut line)?;
         match read {
             Line::Whole if line.is_empty() && reader.fill_buf()?.is_empty() => return Ok(()),
-            Line::Whole => read_line(&line, source, number, visitor)?,
+            Line::Whole => {
+                read_line(&line, source, number, visitor)?;
+                if visitor.keeps_raw() {
+                    visitor.raw(&line)?;
+                }
+            }
             Line::Long { complete } => {
                 let location = Location {
                     source: source.clone(),
@@ -381,7 +416,10 @@ fn read_document(
                     line: Some(line),
                     record: None,
                 };
-                if is_lookup_page(&value) {
+                if visitor.keeps_raw() {
+                    visit_value(value, &location, visitor)?;
+                    visitor.raw(&compact(&bytes[value_start..stream.byte_offset()]))?;
+                } else if is_lookup_page(&value) {
                     pages.add(value, location);
                 } else {
                     visit_value(value, &location, visitor)?;
@@ -414,6 +452,11 @@ fn read_document(
                         record: None,
                     },
                 });
+                if visitor.keeps_raw() {
+                    for rest_line in rest.split(|&b| b == b'\n') {
+                        visitor.raw(rest_line)?;
+                    }
+                }
                 return Ok(());
             }
         }
@@ -443,6 +486,33 @@ impl LookupPages {
         }
         Ok(())
     }
+}
+
+/// A line without its trailing newline (the newline is what the output adds back).
+fn trim_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// A JSON text with the whitespace between its tokens removed (strings untouched), so a
+/// pretty-printed document passes on as one line with its keys in their order.
+fn compact(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            out.push(b);
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if !b.is_ascii_whitespace() {
+            in_string = b == b'"';
+            out.push(b);
+        }
+    }
+    out
 }
 
 /// The start of a line, for error messages.

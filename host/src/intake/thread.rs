@@ -45,6 +45,9 @@ pub enum Item {
     Unreadable(anyhow::Error),
     /// Lines the prefilter rejected since the last item.
     Filtered(u64),
+    /// For a reader that keeps raw lines: the records and skips of one line, with the
+    /// line itself (see [`Visitor::raw`]).
+    Line(Vec<Item>, Vec<u8>),
 }
 
 /// The reader side: forwards items, and counts prefiltered lines in bulk.
@@ -53,10 +56,25 @@ struct Sender {
     record_field: Option<String>,
     prefilter: Option<Prefilter>,
     filtered: u64,
+    /// The items of the current line, when raw lines are kept.
+    line: Option<Vec<Item>>,
 }
 
 impl Sender {
+    /// Sends what the current line buffered without its line (the input ended or
+    /// failed mid-line), so nothing waits for a line that will not come.
+    fn flush_line(&mut self) -> bool {
+        let Some(items) = self.line.as_mut().map(std::mem::take) else {
+            return true;
+        };
+        items.into_iter().all(|item| self.tx.send(item).is_ok())
+    }
+
     fn send(&mut self, item: Item) -> bool {
+        if let Some(line) = &mut self.line {
+            line.push(item);
+            return true;
+        }
         if self.filtered > 0 {
             let n = std::mem::take(&mut self.filtered);
             if self.tx.send(Item::Filtered(n)).is_err() {
@@ -94,15 +112,30 @@ impl Visitor for Sender {
     fn fields(&self) -> Option<&crate::intake::FieldSet> {
         self.prefilter.as_ref().map(Prefilter::fields)
     }
+
+    fn keeps_raw(&self) -> bool {
+        self.line.is_some()
+    }
+
+    fn raw(&mut self, line: &[u8]) -> Result<()> {
+        if let Some(items) = self.line.replace(Vec::new())
+            && self.tx.send(Item::Line(items, line.to_vec())).is_err()
+        {
+            return Err(anyhow::anyhow!("the pipeline stopped"));
+        }
+        Ok(())
+    }
 }
 
 /// Starts a thread reading `inputs` in order; `record_field` is as in
-/// [`Visitor::record_field`], and lines `prefilter` rejects are only counted.
+/// [`Visitor::record_field`], lines `prefilter` rejects are only counted, and with
+/// `keep_raw` every line is sent with what it held ([`Item::Line`]).
 pub fn spawn_reader(
     inputs: Vec<Input>,
     options: ReadOptions,
     record_field: Option<String>,
     prefilter: Option<Prefilter>,
+    keep_raw: bool,
 ) -> (Receiver<Item>, JoinHandle<()>) {
     let (tx, rx) = mpsc::sync_channel(4096);
     let handle = std::thread::Builder::new()
@@ -113,6 +146,7 @@ pub fn spawn_reader(
                 record_field,
                 prefilter,
                 filtered: 0,
+                line: keep_raw.then(Vec::new),
             };
             for input in inputs {
                 if !read_input(input, options, &mut sender) {
@@ -142,8 +176,11 @@ fn read_input(input: Input, options: ReadOptions, sender: &mut Sender) -> bool {
             None => read_stdin(options, sender),
             Some(file) => read_file(file, options, sender),
         };
+        if !sender.flush_line() {
+            return false;
+        }
         if let Err(error) = result
-            && !sender.send(Item::Unreadable(error))
+            && sender.tx.send(Item::Unreadable(error)).is_err()
         {
             return false;
         }
@@ -169,12 +206,27 @@ pub trait Consumer: Visitor {
 pub fn drain(rx: Receiver<Item>, idle_after: Duration, consumer: &mut dyn Consumer) -> Result<()> {
     loop {
         match rx.recv_timeout(idle_after) {
-            Ok(Item::Record(record, location)) => consumer.record(record, location)?,
-            Ok(Item::Skip(skip)) => consumer.skip(skip),
-            Ok(Item::Unreadable(error)) => consumer.unreadable(error),
-            Ok(Item::Filtered(lines)) => consumer.filtered(lines),
+            Ok(item) => hand(item, consumer)?,
             Err(RecvTimeoutError::Timeout) => consumer.idle()?,
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
         }
     }
+}
+
+/// Gives one item to the consumer; a line's items and the line itself go together, so
+/// no idle flush falls between them.
+fn hand(item: Item, consumer: &mut dyn Consumer) -> Result<()> {
+    match item {
+        Item::Record(record, location) => consumer.record(record, location)?,
+        Item::Skip(skip) => consumer.skip(skip),
+        Item::Unreadable(error) => consumer.unreadable(error),
+        Item::Filtered(lines) => consumer.filtered(lines),
+        Item::Line(items, line) => {
+            for item in items {
+                hand(item, consumer)?;
+            }
+            consumer.raw(&line)?;
+        }
+    }
+    Ok(())
 }

@@ -26,6 +26,29 @@ use convert::{empty_info, from_wit_info, from_wit_outcome, to_wit_field};
 pub use limits::{Engines, GuestLimits, GuestStopped, StopReason};
 use limits::{GuestLimiter, deadline_ticks};
 
+/// Says what was given instead of a component, and what to build: a file that is not
+/// WebAssembly at all, or a core module (what `wasm32-wasip1` and `wasm32-unknown-unknown`
+/// builds produce).
+fn check_component_header(wasm: &[u8]) -> Result<()> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE: [u8; 4] = [1, 0, 0, 0];
+    if !wasm.starts_with(MAGIC) {
+        anyhow::bail!(
+            "not a WebAssembly file (it does not start with \\0asm): give the .wasm a \
+             `cargo build --target wasm32-wasip2 --release` of the detector crate produces"
+        );
+    }
+    if wasm.get(4..8) == Some(&CORE_MODULE[..]) {
+        anyhow::bail!(
+            "a core WebAssembly module, not a component: build the detector with \
+             `cargo build --target wasm32-wasip2 --release` (wit-bindgen exports the \
+             minewatch:detector world), or wrap a core module with `wasm-tools component new`; \
+             see examples/custom-detector"
+        );
+    }
+    Ok(())
+}
+
 /// The baseline store shared by the host and the detectors it runs.
 pub type SharedStore = Arc<Mutex<dyn BaselineBackend>>;
 
@@ -269,6 +292,7 @@ impl ComponentDetector {
         limits: GuestLimits,
     ) -> Result<ComponentDetector> {
         let started = Instant::now();
+        check_component_header(wasm)?;
         let component =
             wt(Component::new(engine, wasm)).context("failed to compile the detector component")?;
         let mut linker: Linker<GuestState> = Linker::new(engine);

@@ -207,7 +207,7 @@ pub fn build_tenant_pipelines(config: &Config) -> Result<TenantPipelines> {
 }
 
 fn build_outputs(config: &Config) -> Result<Vec<Output>> {
-    let spool_root = config.state_dir.join("spool");
+    let spool_root = config.spool_root();
     config
         .outputs
         .iter()

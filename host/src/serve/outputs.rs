@@ -70,6 +70,14 @@ impl OutputConfig {
         }
     }
 
+    /// Whether the output spools undelivered alerts on disk (the network outputs).
+    pub fn spools(&self) -> bool {
+        matches!(
+            self.kind,
+            OutputKind::Http(_) | OutputKind::SplunkHec(_) | OutputKind::Forward(_)
+        )
+    }
+
     /// The output's name: `name`, or its type numbered by `index`.
     pub fn display_name(&self, index: usize) -> String {
         self.name

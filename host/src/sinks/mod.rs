@@ -48,6 +48,10 @@ impl AlertSink for SharedSink {
         self.lock().write(item)
     }
 
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.lock().write_line(line)
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.lock().flush()
     }
@@ -80,6 +84,12 @@ impl Default for StdoutSink {
 impl AlertSink for StdoutSink {
     fn write(&mut self, item: &Value) -> Result<()> {
         serde_json::to_writer(&mut self.out, item)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.out.write_all(line)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -134,6 +144,13 @@ impl FileSink {
 impl AlertSink for FileSink {
     fn write(&mut self, item: &Value) -> Result<()> {
         serde_json::to_writer(&mut self.out, item)?;
+        self.out.write_all(b"\n")?;
+        self.pending = true;
+        Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.out.write_all(line)?;
         self.out.write_all(b"\n")?;
         self.pending = true;
         Ok(())

@@ -15,6 +15,19 @@ pub trait AlertSink: Send {
     /// Writing failed.
     fn write(&mut self, item: &Value) -> Result<()>;
 
+    /// Queues one line of input passed through unchanged (a passthrough output): its
+    /// bytes, without the newline. Sinks that write lines write it as it is; the others
+    /// write it as the JSON it holds, or as a JSON string when it is not JSON.
+    ///
+    /// # Errors
+    /// Writing failed.
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        match serde_json::from_slice::<Value>(line) {
+            Ok(item) => self.write(&item),
+            Err(_) => self.write(&Value::String(String::from_utf8_lossy(line).into_owned())),
+        }
+    }
+
     /// Makes everything queued durable (a file or spool: written and fsynced) or
     /// delivered (stdout: flushed).
     ///

@@ -33,13 +33,25 @@ pub(super) struct Durable {
 type Loaded = HashMap<String, TenantState>;
 
 impl Durable {
+    /// Whether `dir` holds a baseline database.
+    pub(super) fn exists(dir: &Path) -> bool {
+        dir.join(FILE_NAME).is_file()
+    }
+
     /// Opens or creates the database and reads every table into memory.
     pub(super) fn open(dir: &Path) -> Result<(Durable, Loaded)> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("failed to create state directory {}", dir.display()))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
-            .with_context(|| format!("failed to open baseline store {}", path.display()))?;
+        let db = Database::create(&path).map_err(|error| match error {
+            redb::DatabaseError::DatabaseAlreadyOpen => anyhow::anyhow!(
+                "the baseline store {} is held by another minewatch process (a running serve \
+                 or run): stop it first, or give this command another --state",
+                path.display()
+            ),
+            error => anyhow::Error::from(error)
+                .context(format!("failed to open baseline store {}", path.display())),
+        })?;
         let write = db.begin_write()?;
         write.open_table(SIGHTINGS)?;
         write.open_table(SETS)?;

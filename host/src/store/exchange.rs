@@ -1,8 +1,9 @@
 //! `baseline export` / `baseline import`: the store as NDJSON, one entry per line.
 //!
 //! Times are RFC 3339 so a seed file can be written by hand. Import merges sightings
-//! (earliest first, latest last, counts added) and set learning starts (earliest wins);
-//! counters and histogram entries take the imported value.
+//! (earliest first, latest last, the larger count) and set learning starts (earliest
+//! wins); counters and histogram entries take the imported value. So importing the same
+//! export twice changes nothing.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};

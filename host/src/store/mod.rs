@@ -283,6 +283,29 @@ impl BaselineStore {
         Ok(store)
     }
 
+    /// Opens the durable store in `dir` only if something was learned there before
+    /// (for commands that read baselines: a missing directory is a mistake, not an
+    /// empty store, and nothing is created).
+    ///
+    /// # Errors
+    /// `dir` holds no baseline store; as [`BaselineStore::open`].
+    pub fn open_existing(dir: &Path) -> Result<BaselineStore> {
+        anyhow::ensure!(
+            Durable::exists(dir),
+            "no baselines in {}: nothing was learned there (learn with `minewatch baseline \
+             build --state {0}`, or run or serve with --state {0}; or pass the right --state)",
+            dir.display()
+        );
+        BaselineStore::open(dir)
+    }
+
+    /// The tenants holding baselines, sorted.
+    pub fn tenant_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.tenants.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
     /// True when changes are written to disk.
     pub fn is_durable(&self) -> bool {
         self.durable.is_some()

@@ -761,6 +761,9 @@ impl RedisStore {
                 _ => {}
             }
         }
+        // Redis drops expired entries a few per call; the snapshot applies the whole
+        // rule at once, as the embedded store does, so both export the same entries.
+        store.prune();
         Ok(store)
     }
 }

@@ -151,7 +151,7 @@ fn a_second_process_cannot_open_a_store_in_use() {
     let _held = BaselineStore::open(dir.path()).unwrap();
     let err = BaselineStore::open(dir.path()).unwrap_err();
     assert!(
-        format!("{err:#}").contains("failed to open baseline store"),
+        format!("{err:#}").contains("is held by another minewatch process"),
         "{err:#}"
     );
 }
