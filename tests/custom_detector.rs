@@ -139,3 +139,32 @@ fn the_node_host_runs_the_custom_detector_too() {
     }
     assert_eq!(node_alerts(component(), &recorded()), expected());
 }
+
+#[test]
+fn a_custom_detectors_alerts_add_up_to_incidents_with_the_risk_it_describes() {
+    let (dir, _) = setup();
+    let run = |incidents: &str| {
+        let config = dir.write("minewatch.toml", format!("[incidents]\n{incidents}"));
+        let out = command(&dir)
+            .args(["run", "--memory", "--component"])
+            .args([component()])
+            .args(["--config"])
+            .args([&config])
+            .args(["--input"])
+            .args([recorded()])
+            .ok(&dir);
+        crate::util::incidents(&out.stdout)
+    };
+    // The kit describes its detection with risk 50: its one off-hours GPU launch reaches
+    // a threshold of 50, and not one of 51, nor 50 with the score overridden down.
+    let opened = run("threshold = 50\n");
+    assert_eq!(opened.len(), 1, "{opened:#?}");
+    assert_eq!(opened[0]["alerts"][0]["detection"], "ec2-gpu-off-hours");
+    assert_eq!(opened[0]["alerts"][0]["risk_score"], 50);
+    assert_eq!(
+        opened[0]["principal"],
+        "arn:aws:iam::111122223333:user/alice"
+    );
+    assert!(run("threshold = 51\n").is_empty());
+    assert!(run("threshold = 50\n[incidents.scores]\nec2-gpu-off-hours = 10\n").is_empty());
+}
