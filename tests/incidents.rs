@@ -6,22 +6,11 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::{Dir, alerts, command, incidents, records, setup};
+use crate::util::{Dir, alerts, command, incidents, records, scenario_in, setup};
 
 /// Generates the 45-day scenario; returns its lines.
 fn scenario(dir: &Dir) -> Vec<String> {
-    command(dir)
-        .args([
-            "generate",
-            "--days",
-            "45",
-            "--seed",
-            "11",
-            "--events-per-day",
-            "300",
-        ])
-        .args(["--output", "scenario.ndjson"])
-        .ok(dir);
+    scenario_in(dir, "ndjson", "scenario.ndjson");
     std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()
         .lines()

@@ -7,7 +7,9 @@ use std::io::Read;
 
 use serde_json::{Value, json};
 
-use crate::util::{Dir, alerts, command, data, launch, pairs, setup, summary_count, unique_pairs};
+use crate::util::{
+    Dir, alerts, command, data, launch, pairs, scenario_in, setup, summary_count, unique_pairs,
+};
 
 /// The keys `baseline build` learned from `input`, as `(set, key)`, with its stderr.
 fn learned(
@@ -283,23 +285,8 @@ fn lookup_pages(records: &[Value]) -> String {
 
 #[test]
 fn lookup_events_bootstrap_then_run_gives_the_alerts_of_plain_ndjson() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "11",
-        "--events-per-day",
-        "300",
-    ])
-    .args([
-        "--output",
-        "scenario.ndjson",
-        "--expected",
-        "expected.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    let expected = scenario_in(&dir, "ndjson", "scenario.ndjson");
     let records: Vec<Value> = std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()
         .lines()
@@ -332,17 +319,6 @@ fn lookup_events_bootstrap_then_run_gives_the_alerts_of_plain_ndjson() {
         &dir.write("history.lookup.json", lookup_pages(&history)),
         &dir.write("rest.lookup.json", lookup_pages(&rest)),
     );
-    let expected: BTreeSet<(String, String)> = std::fs::read_to_string(dir.join("expected.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["detection"].as_str().unwrap().to_string(),
-                v["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
     assert_eq!(plain, expected);
     assert_eq!(paged, plain);
 }

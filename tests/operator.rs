@@ -6,29 +6,12 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::{Server, alerts, command, setup};
+use crate::util::{Server, alerts, command, scenario_in, setup};
 
 #[test]
 fn passthrough_writes_every_line_it_reads_byte_for_byte() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "11",
-        "--events-per-day",
-        "300",
-    ])
-    .args([
-        "--layout",
-        "garbage",
-        "--output",
-        "dirty.ndjson",
-        "--expected",
-        "expected.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    let want = scenario_in(&dir, "garbage", "dirty.ndjson");
     let out = command(&dir)
         .args([
             "run",
@@ -71,34 +54,13 @@ fn passthrough_writes_every_line_it_reads_byte_for_byte() {
             )
         })
         .collect();
-    let want: BTreeSet<(String, String)> = std::fs::read_to_string(dir.join("expected.ndjson"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (
-                v["detection"].as_str().unwrap().into(),
-                v["key"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
     assert_eq!(got, want);
 }
 
 #[test]
 fn passthrough_keeps_wrappers_and_documents_whole() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "11",
-        "--events-per-day",
-        "300",
-    ])
-    .args(["--output", "scenario.ndjson"])
-    .ok(&dir);
+    let (dir, _) = setup();
+    scenario_in(&dir, "ndjson", "scenario.ndjson");
     // Each record under Fluent Bit's `log`, beside the fields the shipper adds.
     let wrapped: String = std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()

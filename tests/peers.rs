@@ -256,6 +256,46 @@ fn assert_replay_gives(server: Server, peer: &Peer, expected: &[Value], what: &s
     assert!(!log.contains("ERROR"), "{log}");
 }
 
+/// Starts `minewatch serve` and the real Fluent Bit with the shipped example configs
+/// (ports and paths made local, `changes` applied to fluent-bit.conf), over the scenario
+/// in `dir`; returns both.
+fn start_fluent_bit_example(
+    fluent_bit: &Path,
+    dir: &Dir,
+    changes: &[(&str, String)],
+) -> (Server, Peer) {
+    let forward = free_port();
+    let (_, forward_port) = forward.split_once(':').unwrap();
+    let http = free_port();
+    let (_, http_port) = http.split_once(':').unwrap();
+    let mut substitutions = vec![
+        (
+            "/var/log/cloudtrail/*.ndjson",
+            dir.join("cloudtrail/*.ndjson").display().to_string(),
+        ),
+        (
+            "/var/lib/fluent-bit/cloudtrail-tail.db",
+            dir.join("tail.db").display().to_string(),
+        ),
+        ("Port                 24224", format!("Port {forward_port}")),
+        ("Port   9880", format!("Port {http_port}")),
+    ];
+    substitutions.extend(changes.iter().cloned());
+    copy_example(dir, "fluent-bit/fluent-bit.conf", &substitutions);
+    copy_example(dir, "fluent-bit/parsers.conf", &[]);
+    copy_example(
+        dir,
+        "fluent-bit/minewatch.toml",
+        &[
+            ("127.0.0.1:24224", forward.clone()),
+            ("127.0.0.1:9880", http.clone()),
+        ],
+    );
+    let server = Server::start_with(dir, &["--config", "minewatch.toml"], &["Fluent Forward"]);
+    let peer = Peer::start(fluent_bit, &["-c", "fluent-bit.conf"], dir);
+    (server, peer)
+}
+
 #[test]
 fn fluent_bit_example_replays_the_scenario_with_the_alerts_of_run() {
     let Some(fluent_bit) = peer("fluent-bit") else {
@@ -263,37 +303,7 @@ fn fluent_bit_example_replays_the_scenario_with_the_alerts_of_run() {
     };
     let (dir, _) = setup();
     let (_, expected) = scenario(&dir);
-    let forward = free_port();
-    let (_, forward_port) = forward.split_once(':').unwrap();
-    let http = free_port();
-    let (_, http_port) = http.split_once(':').unwrap();
-    copy_example(
-        &dir,
-        "fluent-bit/fluent-bit.conf",
-        &[
-            (
-                "/var/log/cloudtrail/*.ndjson",
-                dir.join("cloudtrail/*.ndjson").display().to_string(),
-            ),
-            (
-                "/var/lib/fluent-bit/cloudtrail-tail.db",
-                dir.join("tail.db").display().to_string(),
-            ),
-            ("Port                 24224", format!("Port {forward_port}")),
-            ("Port   9880", format!("Port {http_port}")),
-        ],
-    );
-    copy_example(&dir, "fluent-bit/parsers.conf", &[]);
-    copy_example(
-        &dir,
-        "fluent-bit/minewatch.toml",
-        &[
-            ("127.0.0.1:24224", forward.clone()),
-            ("127.0.0.1:9880", http.clone()),
-        ],
-    );
-    let server = Server::start_with(&dir, &["--config", "minewatch.toml"], &["Fluent Forward"]);
-    let fluent_bit = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
+    let (server, fluent_bit) = start_fluent_bit_example(&fluent_bit, &dir, &[]);
     assert_replay_gives(server, &fluent_bit, &expected, "Fluent Bit");
 }
 
@@ -304,39 +314,9 @@ fn fluent_bit_tail_without_a_parser_needs_no_record_field() {
     };
     let (dir, _) = setup();
     let (_, expected) = scenario(&dir);
-    let forward = free_port();
-    let (_, forward_port) = forward.split_once(':').unwrap();
-    let http = free_port();
-    let (_, http_port) = http.split_once(':').unwrap();
     // The example with its parser taken out: every line arrives as a string under `log`.
-    copy_example(
-        &dir,
-        "fluent-bit/fluent-bit.conf",
-        &[
-            (
-                "/var/log/cloudtrail/*.ndjson",
-                dir.join("cloudtrail/*.ndjson").display().to_string(),
-            ),
-            (
-                "/var/lib/fluent-bit/cloudtrail-tail.db",
-                dir.join("tail.db").display().to_string(),
-            ),
-            ("Parser           json", String::new()),
-            ("Port                 24224", format!("Port {forward_port}")),
-            ("Port   9880", format!("Port {http_port}")),
-        ],
-    );
-    copy_example(&dir, "fluent-bit/parsers.conf", &[]);
-    copy_example(
-        &dir,
-        "fluent-bit/minewatch.toml",
-        &[
-            ("127.0.0.1:24224", forward.clone()),
-            ("127.0.0.1:9880", http.clone()),
-        ],
-    );
-    let server = Server::start_with(&dir, &["--config", "minewatch.toml"], &["Fluent Forward"]);
-    let fluent_bit = Peer::start(&fluent_bit, &["-c", "fluent-bit.conf"], &dir);
+    let no_parser = [("Parser           json", String::new())];
+    let (server, fluent_bit) = start_fluent_bit_example(&fluent_bit, &dir, &no_parser);
     assert_replay_gives(
         server,
         &fluent_bit,

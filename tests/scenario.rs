@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::util::{alerts, command, setup, unique_pairs};
+use crate::util::{alerts, command, scenario_in, setup, unique_pairs};
 
 fn expected(path: &std::path::Path) -> BTreeSet<(String, String)> {
     std::fs::read_to_string(path)
@@ -19,23 +19,9 @@ fn expected(path: &std::path::Path) -> BTreeSet<(String, String)> {
 }
 
 fn check(layout: &str, output: &str) {
-    let (dir, mut cmd) = setup();
+    let (dir, _) = setup();
     // An independent seed from the bundled sample; 300 events a day keeps the S3 archive small.
-    cmd.args([
-        "generate",
-        "--days",
-        "45",
-        "--seed",
-        "11",
-        "--events-per-day",
-        "300",
-        "--layout",
-        layout,
-    ])
-    .args(["--output", output, "--expected", "expected.ndjson"])
-    .ok(&dir);
-    let want = expected(&dir.join("expected.ndjson"));
-    assert!(want.len() >= 8, "the scenario injects incidents: {want:?}");
+    let want = scenario_in(&dir, layout, output);
     let mut run = command(&dir);
     let out = run
         .args(["run", "--memory", "--input"])

@@ -116,6 +116,34 @@ pub fn generate_scenario(dir: &Dir, seed: u64, output: &str) {
         .ok(dir);
 }
 
+/// Writes the generated 45-day scenario with seed 11 (300 events a day) in `layout` to
+/// `output` in `dir`, and returns the (detection, key) pairs of the alerts it must give.
+pub fn scenario_in(dir: &Dir, layout: &str, output: &str) -> BTreeSet<(String, String)> {
+    command(dir)
+        .args([
+            "generate",
+            "--days",
+            "45",
+            "--events-per-day",
+            "300",
+            "--seed",
+            "11",
+        ])
+        .args([
+            "--layout",
+            layout,
+            "--output",
+            output,
+            "--expected",
+            "expected.ndjson",
+        ])
+        .ok(dir);
+    let expected = std::fs::read(dir.join("expected.ndjson")).unwrap();
+    let want: BTreeSet<(String, String)> = pairs(&records(&expected)).into_iter().collect();
+    assert!(want.len() >= 8, "the scenario injects incidents: {want:?}");
+    want
+}
+
 /// Another command for the binary, running in an existing test directory.
 pub fn command(dir: &Dir) -> TestCommand {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_minewatch"));
