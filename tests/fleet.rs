@@ -542,3 +542,105 @@ fn a_fleets_baselines_export_like_an_embedded_stores() {
     );
     assert_eq!(sorted(fleet), sorted(embedded));
 }
+
+/// Starts `n` `serve` processes sharing `redis`, each held before judging its first
+/// batch (the test hook) until the release file appears, and sends each the same
+/// conformance case (mallory's launch, four keys no one has seen) at once; once all
+/// are held, releases them together and returns each one's alerts.
+fn race_sidecars(n: usize) -> Vec<Vec<Value>> {
+    let (dir, _) = setup();
+    let redis = Redis::start(&dir.join("redis"));
+    let release = dir.join("release");
+    let body = std::fs::read(crate::util::data(
+        "conformance/failures-ignored/events.ndjson",
+    ))
+    .unwrap();
+    let sidecars: Vec<(Dir, Server)> = (0..n)
+        .map(|_| {
+            let (own, _) = setup();
+            let config = own.write("minewatch.toml", "settle_ms = 0\n");
+            let server = Server::start_env(
+                &own,
+                &[
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--http",
+                    "127.0.0.1:0",
+                    "--redis",
+                    &redis.url(),
+                    "--output",
+                    "alerts.ndjson",
+                ],
+                &["HTTP"],
+                &[
+                    ("MINEWATCH_TEST_HOOK", "pause@before-detect"),
+                    ("MINEWATCH_TEST_RELEASE", release.to_str().unwrap()),
+                ],
+            );
+            (own, server)
+        })
+        .collect();
+    let clients: Vec<_> = sidecars
+        .iter()
+        .map(|(_, server)| {
+            let (url, body) = (server.url("/events"), body.clone());
+            std::thread::spawn(move || post(&url, &body, &[]))
+        })
+        .collect();
+    for (_, server) in &sidecars {
+        server.wait_for_log("Test hook: paused at before-detect", 1);
+    }
+    std::fs::write(&release, "").unwrap();
+    for client in clients {
+        let (status, reply) = client.join().unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+    sidecars
+        .into_iter()
+        .map(|(own, server)| {
+            server.stop();
+            read_alerts(&own, "alerts.ndjson")
+        })
+        .collect()
+}
+
+/// Each of mallory's four keys alerted by exactly one sidecar of the fleet.
+fn assert_one_alert_per_key(fleet: &[Vec<Value>]) {
+    let mut per_key = std::collections::BTreeMap::new();
+    for (sidecar, alerts) in fleet.iter().enumerate() {
+        for (detection, key) in crate::util::pairs(alerts) {
+            per_key
+                .entry((detection, key))
+                .or_insert_with(Vec::new)
+                .push(sidecar);
+        }
+    }
+    let keys: BTreeSet<_> = per_key.keys().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "ec2-unseen-ami",
+            "ec2-unseen-instance-type",
+            "ec2-unseen-region",
+            "ec2-unseen-user"
+        ]),
+        "{per_key:?}"
+    );
+    for (key, sidecars) in &per_key {
+        assert_eq!(
+            sidecars.len(),
+            1,
+            "{key:?} alerted by sidecars {sidecars:?}"
+        );
+    }
+}
+
+#[test]
+fn two_serve_processes_racing_new_keys_raise_one_alert_per_key() {
+    assert_one_alert_per_key(&race_sidecars(2));
+}
+
+#[test]
+fn three_serve_processes_racing_new_keys_raise_one_alert_per_key() {
+    assert_one_alert_per_key(&race_sidecars(3));
+}

@@ -33,6 +33,7 @@ mod node_host;
 pub mod ocsf;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
 mod peers;
+mod promises;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
 /// The backtest report: its facts, its HTML, the page in a real headless Chromium; the
