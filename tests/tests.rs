@@ -31,6 +31,7 @@ mod node_host;
 /// OCSF output held to the official schema files of the version it declares; the
 /// validator other tests call (`ocsf::problems`).
 pub mod ocsf;
+mod oracle;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
 mod peers;
 mod promises;
