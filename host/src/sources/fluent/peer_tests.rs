@@ -39,6 +39,10 @@ fn peers_dir() -> PathBuf {
 
 fn skipping() -> bool {
     let skip = std::env::var_os("MINEWATCH_SKIP_PEERS").is_some_and(|value| value == "1");
+    assert!(
+        !skip || std::env::var_os("CI").is_none(),
+        "MINEWATCH_SKIP_PEERS=1 under CI=true: the Fluent peer tests cannot skip; {INSTALL}"
+    );
     if skip {
         eprintln!("MINEWATCH_SKIP_PEERS=1: not running this Fluent peer test.");
     }
