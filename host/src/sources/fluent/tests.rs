@@ -883,6 +883,13 @@ async fn shutdown_lets_the_in_flight_chunk_finish_and_be_acked() {
     .await;
     // The handler has the batch and waits for the gate.
     assert_eq!(server.next_batch().await.tag, "late");
+    // Nothing is acknowledged while the handler holds the chunk (an ack written before
+    // the handler was called would be in the socket's buffer by now).
+    let mut early = [0u8; 1];
+    assert!(
+        matches!(busy.try_read(&mut early), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the chunk was acknowledged before its handler answered"
+    );
 
     server.trigger_stop();
     // The idle connection is closed at once; serve waits for the in-flight chunk.
