@@ -13,22 +13,44 @@
 //! - Points: `decode` (an HTTP body being decoded, before it is queued), `before-detect`
 //!   (a batch about to be judged), `before-write` (a batch judged, with alerts, before
 //!   any output is written), `before-commit` (a batch's alerts written and synced to
-//!   every output, its baselines not yet committed).
+//!   every output, its baselines not yet committed), `redis-observed:<set>` (Redis has
+//!   answered which keys of the first-seen set `<set>` are new, e.g.
+//!   `redis-observed:ec2-unseen-user`, and the batch goes on).
 //!   `before-write` and `before-commit` fire only for batches that raised alerts.
 
 /// Reaches the named point: pauses or crashes when `MINEWATCH_TEST_HOOK` names it.
 /// Does nothing in a release build.
 #[cfg(debug_assertions)]
 pub fn point(name: &str) {
+    reached(name, None);
+}
+
+/// Reaches the point `<name>:<detail>` (see [`point`]), with nothing built for it in a
+/// release build.
+#[cfg(debug_assertions)]
+pub fn point_of(name: &str, detail: &str) {
+    reached(name, Some(detail));
+}
+
+#[cfg(debug_assertions)]
+fn reached(name: &str, detail: Option<&str>) {
     let Ok(hook) = std::env::var("MINEWATCH_TEST_HOOK") else {
         return;
     };
     let Some((action, at)) = hook.split_once('@') else {
         return;
     };
-    if at != name {
+    let named = match detail {
+        None => at == name,
+        Some(detail) => at
+            .strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .is_some_and(|rest| rest == detail),
+    };
+    if !named {
         return;
     }
+    let name = at;
     match action {
         "pause" => {
             let release = std::env::var_os("MINEWATCH_TEST_RELEASE")
@@ -59,3 +81,9 @@ pub fn point(name: &str) {
 #[cfg(not(debug_assertions))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Reaches the point `<name>:<detail>` (see [`point`]), with nothing built for it in a
+/// release build.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn point_of(_name: &str, _detail: &str) {}
