@@ -403,3 +403,82 @@ fn alerts_count(records: &[Value]) -> usize {
         .filter(|r| !crate::util::is_incident(r))
         .count()
 }
+
+/// With the pipeline held on one batch and its queue (one job) full, a further request
+/// is refused with 429 and `Retry-After` and a Forward chunk is left unacknowledged;
+/// the queued request is answered 200 only once the pipeline goes on.
+#[test]
+fn a_full_queue_withholds_the_200_and_the_forward_ack() {
+    let (dir, _) = setup();
+    let config = config(&dir, true, "queue_batches = 1\n");
+    let server = serve(&dir, &config, true, Some("pause@before-detect"));
+    let (history, rest) = split_case();
+    let (tx, rx) = mpsc::channel();
+    let url = server.url("/events");
+    let held = {
+        let (tx, url) = (tx.clone(), url.clone());
+        std::thread::spawn(move || tx.send(("held", try_post(&url, history.as_bytes()))))
+    };
+    server.wait_for_log("Test hook: paused at before-detect", 1);
+    // Two more: one takes the queue's one place, the other finds it full. Which is which
+    // depends on arrival; the first answer is the refusal.
+    let others: Vec<_> = ["first", "second"]
+        .into_iter()
+        .map(|name| {
+            let (tx, url, body) = (tx.clone(), url.clone(), rest.clone());
+            std::thread::spawn(move || tx.send((name, try_post(&url, body.as_bytes()))))
+        })
+        .collect();
+    // (A deadline, not a measurement: with a queue that never fills, nothing would
+    // answer while the pipeline is held.)
+    let (refused, answer) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("no request was refused while the queue was full");
+    let (status, reply) = answer.expect("an answer");
+    assert_eq!((refused, status), (refused, 429), "{reply}");
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing else is answered while held"
+    );
+    // A Forward chunk now is left unacknowledged; an empty one after it is acked.
+    let mut stream = std::net::TcpStream::connect(server.forward).unwrap();
+    let acks = ack_reader(stream.try_clone().unwrap());
+    let lines: Vec<&str> = rest.lines().collect();
+    stream
+        .write_all(&forward_chunk("cloudtrail", &lines, "refused"))
+        .unwrap();
+    stream
+        .write_all(&forward_chunk("cloudtrail", &[], "empty"))
+        .unwrap();
+    assert_eq!(acks.recv().unwrap(), "empty");
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing else is answered while held"
+    );
+    release(&dir);
+    let mut answered: Vec<(&str, u16)> = (0..2)
+        .map(|_| {
+            let (name, answer) = rx.recv().unwrap();
+            (name, answer.expect("an answer").0)
+        })
+        .collect();
+    answered.sort();
+    let queued = if refused == "first" {
+        "second"
+    } else {
+        "first"
+    };
+    let mut want = vec![("held", 200), (queued, 200)];
+    want.sort();
+    assert_eq!(answered, want);
+    held.join().unwrap().unwrap();
+    for other in others {
+        other.join().unwrap().unwrap();
+    }
+    drop(stream);
+    server.stop();
+    assert_eq!(
+        unique_pairs(&alerts(&std::fs::read(dir.join("alerts.ndjson")).unwrap())),
+        mallory_alerts()
+    );
+}
