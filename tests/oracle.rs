@@ -104,3 +104,96 @@ fn every_conformance_cases_alerts_are_the_oracles() {
     }
     assert!(cases >= 8, "{cases} conformance cases");
 }
+
+/// A 45-day stream built around the spike threshold: three principals (one an assumed
+/// role with a new session name each day) launching in 10-minute windows whose counts
+/// are mostly small, often between 10 and 30 and now and then far above, with failed
+/// calls, DryRuns and redelivered events among them, and a new region, AMI or instance
+/// type every few days. Many windows reach `min_count`, so whether they alert depends on
+/// the mean and the `k` standard deviations, not on the floor.
+fn threshold_stream() -> Vec<Value> {
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move |n: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % n
+    };
+    let principals = [
+        "arn:aws:iam::111122223333:user/alice",
+        "arn:aws:iam::111122223333:user/bob",
+        "arn:aws:sts::111122223333:assumed-role/deploy/session-0",
+    ];
+    let regions = [
+        "us-east-1",
+        "us-east-2",
+        "eu-west-1",
+        "ap-south-1",
+        "sa-east-1",
+    ];
+    let types = [
+        "t3.micro",
+        "m5.large",
+        "c5.xlarge",
+        "g4dn.xlarge",
+        "p3.2xlarge",
+    ];
+    let mut records = Vec::new();
+    let mut serial = 0;
+    for day in 0..45u32 {
+        let date =
+            chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + chrono::Days::new(day.into());
+        for slot in 0..8u32 {
+            let who = next(3) as usize;
+            let arn = if who == 2 {
+                format!("arn:aws:sts::111122223333:assumed-role/deploy/session-{day}")
+            } else {
+                principals[who].to_string()
+            };
+            let count = match next(20) {
+                0..=9 => 1 + next(5),
+                10..=16 => 8 + next(12),
+                17 | 18 => 20 + next(40),
+                _ => 50 + next(150),
+            };
+            let region = regions[(next(5) as u32).min(day / 9) as usize];
+            let kind = types[(next(5) as u32).min(day / 9) as usize];
+            let ami = format!("ami-{:017x}", next(3 + u64::from(day / 5)));
+            for i in 0..count {
+                let time = format!(
+                    "{date}T{:02}:{:02}:{:02}Z",
+                    slot * 2 + 4,
+                    next(10) as u32 + 10,
+                    (i % 60) as u32
+                );
+                serial += 1;
+                let mut record =
+                    crate::util::launch(&time, &arn, region, &ami, kind, &format!("ev-{serial}"));
+                match next(20) {
+                    0 => record["errorCode"] = "Client.UnauthorizedOperation".into(),
+                    1 => record["errorCode"] = "Client.DryRunOperation".into(),
+                    2 => records.push(record.clone()),
+                    _ => {}
+                }
+                records.push(record);
+            }
+        }
+    }
+    records
+}
+
+#[test]
+fn a_stream_around_the_spike_threshold_gets_the_oracles_alerts() {
+    let (dir, _) = setup();
+    let input = dir.write("threshold.ndjson", crate::util::ndjson(&threshold_stream()));
+    let want = oracle(&input);
+    let spikes = want
+        .iter()
+        .filter(|(d, _, _)| d == "ec2-launch-spike")
+        .count();
+    assert!(
+        spikes >= 3,
+        "the stream fires the spike now and then: {want:?}"
+    );
+    assert_agree(&dir, &input);
+}
