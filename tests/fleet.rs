@@ -167,7 +167,7 @@ fn exactly_one_of_two_racing_sidecars_sees_a_key_new() {
             let (mut store, keys, barrier) = (redis.store(), keys.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let mut new = 0;
+                let mut new = BTreeSet::new();
                 // One key per call, so the two processes' calls interleave.
                 for key in &keys {
                     store.begin_batch(false);
@@ -178,14 +178,28 @@ fn exactly_one_of_two_racing_sidecars_sees_a_key_new() {
                     );
                     assert!(store.take_failure().is_none());
                     store.commit().unwrap();
-                    new += usize::from(observed[0].is_new);
+                    if observed[0].is_new {
+                        new.insert(key.clone());
+                    }
                 }
                 new
             })
         })
         .collect();
-    let total: usize = racers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert_eq!(total, keys.len());
+    let [first, second]: [BTreeSet<String>; 2] = racers
+        .into_iter()
+        .map(|r| r.join().unwrap())
+        .collect::<Vec<_>>()
+        .try_into()
+        .unwrap();
+    // Each key new to exactly one of them: none to both, none to neither. (Two `serve`
+    // processes racing: `two_serve_processes_racing_new_keys_raise_one_alert_per_key`.)
+    assert!(
+        first.is_disjoint(&second),
+        "{:?}",
+        first.intersection(&second).collect::<Vec<_>>()
+    );
+    assert_eq!(first.len() + second.len(), keys.len());
     // Another tenant shares nothing.
     let mut other = redis.store();
     other.begin_batch(false);
@@ -541,4 +555,169 @@ fn a_fleets_baselines_export_like_an_embedded_stores() {
         "{embedded:?}"
     );
     assert_eq!(sorted(fleet), sorted(embedded));
+}
+
+/// Starts `n` `serve` processes sharing `redis`, each held before judging its first
+/// batch (the test hook) until the release file appears, and sends each the same
+/// conformance case (mallory's launch, four keys no one has seen) at once; once all
+/// are held, releases them together and returns each one's alerts.
+fn race_sidecars(n: usize) -> Vec<Vec<Value>> {
+    let (dir, _) = setup();
+    let redis = Redis::start(&dir.join("redis"));
+    let release = dir.join("release");
+    let body = std::fs::read(crate::util::data(
+        "conformance/failures-ignored/events.ndjson",
+    ))
+    .unwrap();
+    let sidecars: Vec<(Dir, Server)> = (0..n)
+        .map(|_| {
+            let (own, _) = setup();
+            let config = own.write("minewatch.toml", "settle_ms = 0\n");
+            let server = Server::start_env(
+                &own,
+                &[
+                    "--config",
+                    config.to_str().unwrap(),
+                    "--http",
+                    "127.0.0.1:0",
+                    "--redis",
+                    &redis.url(),
+                    "--output",
+                    "alerts.ndjson",
+                ],
+                &["HTTP"],
+                &[
+                    ("MINEWATCH_TEST_HOOK", "pause@before-detect"),
+                    ("MINEWATCH_TEST_RELEASE", release.to_str().unwrap()),
+                ],
+            );
+            (own, server)
+        })
+        .collect();
+    let clients: Vec<_> = sidecars
+        .iter()
+        .map(|(_, server)| {
+            let (url, body) = (server.url("/events"), body.clone());
+            std::thread::spawn(move || post(&url, &body, &[]))
+        })
+        .collect();
+    for (_, server) in &sidecars {
+        server.wait_for_log("Test hook: paused at before-detect", 1);
+    }
+    std::fs::write(&release, "").unwrap();
+    for client in clients {
+        let (status, reply) = client.join().unwrap();
+        assert_eq!(status, 200, "{reply}");
+    }
+    sidecars
+        .into_iter()
+        .map(|(own, server)| {
+            server.stop();
+            read_alerts(&own, "alerts.ndjson")
+        })
+        .collect()
+}
+
+/// Each of mallory's four keys alerted by exactly one sidecar of the fleet.
+fn assert_one_alert_per_key(fleet: &[Vec<Value>]) {
+    let mut per_key = std::collections::BTreeMap::new();
+    for (sidecar, alerts) in fleet.iter().enumerate() {
+        for (detection, key) in crate::util::pairs(alerts) {
+            per_key
+                .entry((detection, key))
+                .or_insert_with(Vec::new)
+                .push(sidecar);
+        }
+    }
+    let keys: BTreeSet<_> = per_key.keys().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "ec2-unseen-ami",
+            "ec2-unseen-instance-type",
+            "ec2-unseen-region",
+            "ec2-unseen-user"
+        ]),
+        "{per_key:?}"
+    );
+    for (key, sidecars) in &per_key {
+        assert_eq!(
+            sidecars.len(),
+            1,
+            "{key:?} alerted by sidecars {sidecars:?}"
+        );
+    }
+}
+
+#[test]
+fn two_serve_processes_racing_new_keys_raise_one_alert_per_key() {
+    assert_one_alert_per_key(&race_sidecars(2));
+}
+
+#[test]
+fn three_serve_processes_racing_new_keys_raise_one_alert_per_key() {
+    assert_one_alert_per_key(&race_sidecars(3));
+}
+
+/// A real failure halfway through a batch: `serve` is held (test hook) right after Redis
+/// claimed mallory's keys as new, Redis is killed with SIGKILL and restarted (its
+/// append-only file keeps the claims), and the batch goes on: its next call fails, the
+/// batch is held and run again, and the claimed keys answer "new" again, so the alerts
+/// are exactly those of a run without the failure.
+#[test]
+fn a_batch_failing_halfway_in_redis_is_run_again_with_the_same_alerts() {
+    let (dir, _) = setup();
+    let mut redis = Redis::start(&dir.join("redis"));
+    let release = dir.join("release");
+    let config = dir.write("minewatch.toml", "settle_ms = 0\n");
+    let server = Server::start_env(
+        &dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--http",
+            "127.0.0.1:0",
+            "--redis",
+            &redis.url(),
+            "--output",
+            "alerts.ndjson",
+        ],
+        &["HTTP"],
+        &[
+            (
+                "MINEWATCH_TEST_HOOK",
+                "pause@redis-observed:ec2-unseen-user",
+            ),
+            ("MINEWATCH_TEST_RELEASE", release.to_str().unwrap()),
+        ],
+    );
+    let body = std::fs::read(crate::util::data(
+        "conformance/failures-ignored/events.ndjson",
+    ))
+    .unwrap();
+    let url = server.url("/events");
+    let client = std::thread::spawn(move || post(&url, &body, &[]));
+    server.wait_for_log("Test hook: paused at redis-observed:ec2-unseen-user", 1);
+    redis.kill();
+    redis.launch();
+    std::fs::write(&release, "").unwrap();
+    let (status, reply) = client.join().unwrap();
+    assert_eq!(status, 200, "{reply}");
+    let log = server.stop();
+    assert!(
+        log.contains("Baseline store unavailable; holding the batch and retrying."),
+        "the batch failed halfway:\n{log}"
+    );
+    let got = crate::util::unique_pairs(&read_alerts(&dir, "alerts.ndjson"));
+    let keys: Vec<&str> = got.iter().map(|(_, k)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "ami-0bad0bad0bad0bad1",
+            "p3.2xlarge",
+            "sa-east-1",
+            "arn:aws:iam::111122223333:user/mallory"
+        ],
+        "mallory's four alerts, each once: {got:?}"
+    );
 }

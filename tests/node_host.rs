@@ -29,6 +29,11 @@ pub fn node_host_ready() -> bool {
         return true;
     }
     if std::env::var_os("MINEWATCH_SKIP_PEERS").is_some_and(|value| value == "1") {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "MINEWATCH_SKIP_PEERS=1 under CI=true: examples/node-host is not installed \
+             (`npm ci --prefix examples/node-host`)"
+        );
         eprintln!("MINEWATCH_SKIP_PEERS=1: examples/node-host is not installed; not running it.");
         return false;
     }

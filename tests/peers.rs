@@ -557,3 +557,76 @@ fn fluent_bit_filter_example_passes_mass_launches_without_a_trap() {
         );
     }
 }
+
+/// Fails, naming each one and how to install it, when any peer or shared data that some
+/// test skips without is missing: a skip is printed on stderr, which cargo captures, so
+/// this test is how a local run says that it did not test everything. (Under `CI=true`
+/// the skipping tests fail themselves.)
+#[test]
+fn peers_are_installed() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shared = root.join("../shared");
+    let mut missing = Vec::new();
+    for name in ["fluent-bit", "vector"] {
+        let var = format!("MINEWATCH_{}", name.replace('-', "_").to_uppercase());
+        let path = std::env::var_os(&var)
+            .map(PathBuf::from)
+            .unwrap_or_else(|| shared.join("peers").join(name));
+        if !path.is_file() {
+            missing.push(format!(
+                "the real {name} at {} (set {var}; tests/peers.rs, serve_http, tls_peers)",
+                path.display()
+            ));
+        }
+    }
+    for data in ["conformance", "data/cloudtrail"] {
+        if !shared.join(data).exists() {
+            missing.push(format!(
+                "shared/{data} beside the checkout (tests/conformance.rs, tests/real_data.rs)"
+            ));
+        }
+    }
+    let installed = |program: &str, args: &[&str]| {
+        Command::new(program)
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !installed("node", &["--version"]) {
+        missing.push("Node.js 20 or later (`node` on PATH)".to_string());
+    }
+    if !root
+        .join("examples/node-host/node_modules/@bytecodealliance/jco")
+        .is_dir()
+    {
+        missing.push("jco: `npm ci --prefix examples/node-host`".to_string());
+    }
+    for package in ["@fluent-org/logger", "fluent-logger"] {
+        if !root
+            .join("tests/peers/fluent/node_modules")
+            .join(package)
+            .is_dir()
+        {
+            missing.push(format!(
+                "npm {package}: `npm ci --prefix tests/peers/fluent`"
+            ));
+        }
+    }
+    if !installed("python3", &["-c", "import fluent.sender"]) {
+        missing.push(
+            "PyPI fluent-logger: `python3 -m pip install -r tests/peers/fluent/requirements.txt`"
+                .to_string(),
+        );
+    }
+    if !installed("redis-server", &["--version"]) {
+        missing.push("redis-server (Debian package redis-server)".to_string());
+    }
+    if std::env::var_os("MINEWATCH_SKIP_PEERS").is_some_and(|v| v == "1") {
+        missing.push("MINEWATCH_SKIP_PEERS=1 is set: the peer tests skip".to_string());
+    }
+    assert!(
+        missing.is_empty(),
+        "tests that need these skipped instead of running (`.ci/run` installs them all):\n  {}",
+        missing.join("\n  ")
+    );
+}

@@ -277,12 +277,22 @@ fn records_are_routed_by_account_to_their_tenant() {
     );
     let server = Server::start(&dir, &["--config", config.to_str().unwrap(), "--memory"]);
     let mut records = launches("ours");
+    // Past the default tenant's 14 days of learning: alice in a region new to it alerts
+    // there, and bob, were he routed there too, would alert four times (all new to it).
     records.push(crate::util::launch(
-        "2026-03-09T10:00:00Z",
-        "arn:aws:iam::444455556666:user/bob",
-        "us-east-1",
+        "2026-03-20T10:00:00Z",
+        "arn:aws:iam::111122223333:user/alice",
+        "eu-west-3",
         "ami-0abc",
         "t3.micro",
+        "ours-late",
+    ));
+    records.push(crate::util::launch(
+        "2026-03-20T11:00:00Z",
+        "arn:aws:iam::444455556666:user/bob",
+        "ap-south-1",
+        "ami-0b0b",
+        "m5.large",
         "theirs-1",
     ));
     let (status, body) = post(
@@ -293,10 +303,26 @@ fn records_are_routed_by_account_to_their_tenant() {
     assert_eq!(status, 200, "{body}");
     server.stop();
     // Only bob's record reached the probing tenant: one batch, one alert per probed name;
-    // alice's four stayed with the default tenant, which is still learning.
+    // alice's five stayed with the default tenant, and only they: its one alert is
+    // alice's new region, none of bob's.
     let served = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
-    assert_eq!(served.len(), crate::sandbox::PROBED_NAMES, "{served:?}");
-    assert!(served.iter().all(|a| a["tenant"] == "other"), "{served:?}");
+    let (theirs, ours): (Vec<_>, Vec<_>) = served.iter().partition(|a| a["tenant"] == "other");
+    assert_eq!(theirs.len(), crate::sandbox::PROBED_NAMES, "{served:?}");
+    let ours: Vec<(&str, &str, &str)> = ours
+        .iter()
+        .map(|a| {
+            (
+                a["tenant"].as_str().unwrap(),
+                a["key"].as_str().unwrap(),
+                a["event"]["event_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [("default", "eu-west-3", "ours-late")],
+        "the default tenant's alerts"
+    );
 }
 
 #[test]
@@ -312,7 +338,10 @@ fn forward_tags_with_a_tenant_prefix_go_to_that_tenant() {
     let config = hostile_config(
         &dir,
         &[("other", "panic", "")],
-        "[sources.forward]\nlisten = \"127.0.0.1:0\"\n",
+        &format!(
+            "[sources.forward]\nlisten = \"127.0.0.1:0\"\n[[outputs]]\ntype = \"file\"\npath = {:?}\n",
+            dir.join("served.ndjson")
+        ),
     );
     let server = Server::start_with(
         &dir,
@@ -323,10 +352,22 @@ fn forward_tags_with_a_tenant_prefix_go_to_that_tenant() {
         ("cloudtrail", "ours"),
         ("tenants.other.cloudtrail", "theirs"),
     ] {
-        let records = dir.write(
-            &format!("{prefix}.ndjson"),
-            crate::util::ndjson(&launches(prefix)),
-        );
+        // Past the default tenant's learning, a region new to it: it alerts there on
+        // ours, and would on theirs if they reached it.
+        let mut launches = launches(prefix);
+        launches.push(crate::util::launch(
+            "2026-03-20T10:00:00Z",
+            "arn:aws:iam::111122223333:user/alice",
+            if prefix == "ours" {
+                "eu-west-3"
+            } else {
+                "ap-south-1"
+            },
+            "ami-0abc",
+            "t3.micro",
+            &format!("{prefix}-late"),
+        ));
+        let records = dir.write(&format!("{prefix}.ndjson"), crate::util::ndjson(&launches));
         let status = std::process::Command::new("node")
             .arg(peers.join("send_fluent_org_logger.js"))
             .args(["--port", &server.forward.port().to_string(), "--tag", tag])
@@ -351,5 +392,31 @@ fn forward_tags_with_a_tenant_prefix_go_to_that_tenant() {
         .map(|r| r["eventID"].as_str().unwrap_or_default().to_string())
         .collect();
     reached.sort();
-    assert_eq!(reached, ["theirs-1", "theirs-2", "theirs-3", "theirs-4"]);
+    assert_eq!(
+        reached,
+        [
+            "theirs-1",
+            "theirs-2",
+            "theirs-3",
+            "theirs-4",
+            "theirs-late"
+        ]
+    );
+    // And the default tenant got ours and only ours.
+    let served = alerts(&std::fs::read(dir.join("served.ndjson")).unwrap());
+    let ours: Vec<(&str, &str, &str)> = served
+        .iter()
+        .map(|a| {
+            (
+                a["tenant"].as_str().unwrap(),
+                a["key"].as_str().unwrap(),
+                a["event"]["event_id"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ours,
+        [("default", "eu-west-3", "ours-late")],
+        "the default tenant's alerts"
+    );
 }

@@ -33,8 +33,12 @@ mod node_host;
 pub mod ocsf;
 /// What an operator trips over: transform mode, config checks, mistakes, errors, logs.
 mod operator;
+/// An independent oracle (a naive Python reading of the rules) gives the same alerts.
+mod oracle;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
 mod peers;
+/// Acknowledgement, crash order and spool promises under injected faults.
+mod promises;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
 /// The backtest report: its facts, its HTML, the page in a real headless Chromium; the

@@ -226,11 +226,19 @@ pub fn data(path: &str) -> PathBuf {
         .join(path)
 }
 
-/// A path under the team's `shared/` folder beside the checkout, when it is there.
+/// A path under the team's `shared/` folder beside the checkout, when it is there. Under
+/// `CI=true` a missing one fails the test that asked, with the reason; elsewhere the
+/// test skips it and `peers::peers_are_installed` fails to say so.
 pub fn shared(path: &str) -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared")
         .join(path);
+    assert!(
+        p.exists() || std::env::var_os("CI").is_none(),
+        "{} is missing (the team's shared/ folder beside the checkout); under CI=true the \
+         tests that read it cannot skip",
+        p.display()
+    );
     p.exists().then_some(p)
 }
 

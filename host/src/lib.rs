@@ -85,6 +85,7 @@ pub mod sources;
 pub mod store;
 pub mod summary;
 pub mod tenants;
+pub mod test_hook;
 pub mod tls;
 
 include!(concat!(env!("OUT_DIR"), "/gen.rs"));

@@ -413,6 +413,7 @@ impl Pipeline {
             let events = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
             let records = std::mem::take(&mut self.batch_records);
+            crate::test_hook::point("before-detect");
             let result = self.run_batch(events, &locations, &records);
             self.locations = locations;
             self.locations.clear();
@@ -420,9 +421,15 @@ impl Pipeline {
             self.batch_records.clear();
             (alerts, incidents) = result?;
         }
+        if !alerts.is_empty() {
+            crate::test_hook::point("before-write");
+        }
         self.emit(&alerts, &incidents)?;
         for output in &mut self.outputs {
             output.sink.flush()?;
+        }
+        if !alerts.is_empty() {
+            crate::test_hook::point("before-commit");
         }
         let started = Instant::now();
         self.commit()?;

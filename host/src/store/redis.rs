@@ -441,6 +441,7 @@ impl RedisStore {
         match parse_observed(answer) {
             Ok(observed) => {
                 self.remember(key, sightings, &observed);
+                crate::test_hook::point_of("redis-observed", set);
                 observed
             }
             Err(error) => {

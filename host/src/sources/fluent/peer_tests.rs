@@ -3,7 +3,8 @@
 //! `tests/peers/fluent/`. Each test starts the server with a collecting handler, runs one
 //! script as a child process against it, and checks that every record arrived exactly once,
 //! unchanged, in order and with the time the script gave it (and, with acks, that the script
-//! saw every ack).
+//! saw every ack, and, counted apart from the client by a proxy between the two, that the
+//! server acknowledged every chunk the client asked an ack for).
 //!
 //! The clients must be installed (CI does it; see [`INSTALL`]): a missing client fails the
 //! test with instructions, unless `MINEWATCH_SKIP_PEERS=1` is set.
@@ -39,6 +40,10 @@ fn peers_dir() -> PathBuf {
 
 fn skipping() -> bool {
     let skip = std::env::var_os("MINEWATCH_SKIP_PEERS").is_some_and(|value| value == "1");
+    assert!(
+        !skip || std::env::var_os("CI").is_none(),
+        "MINEWATCH_SKIP_PEERS=1 under CI=true: the Fluent peer tests cannot skip; {INSTALL}"
+    );
     if skip {
         eprintln!("MINEWATCH_SKIP_PEERS=1: not running this Fluent peer test.");
     }
@@ -241,12 +246,13 @@ impl Delivery {
         std::fs::write(&ndjson, lines.join("\n") + "\n").unwrap();
 
         let mut server = TestServer::start(self.config.clone()).await;
+        let proxy = AckProxy::start(server.addr).await;
         let tag = "aws.cloudtrail.peer";
         let mut args = vec![
             "--host".to_owned(),
             "127.0.0.1".to_owned(),
             "--port".to_owned(),
-            server.addr.port().to_string(),
+            proxy.addr.port().to_string(),
             "--tag".to_owned(),
             tag.to_owned(),
             "--records".to_owned(),
@@ -268,6 +274,13 @@ impl Delivery {
         assert_eq!(summary["sent"], json!(records.len()), "{}", run.describe());
         if self.ack {
             assert_eq!(summary["acked"], json!(records.len()), "{}", run.describe());
+            // What the client's library reports is not evidence: count on the wire.
+            let (asked, acked) = proxy.chunks();
+            assert!(!asked.is_empty(), "the client asked for no ack");
+            assert_eq!(
+                acked, asked,
+                "chunks acknowledged on the wire vs chunks asked"
+            );
         }
 
         let mut batches: Vec<ForwardBatch> = Vec::new();
@@ -450,4 +463,94 @@ async fn fluent_logger_python_async_sender() {
     if python_peer_ready() {
         Delivery::python(&["--async"]).check().await;
     }
+}
+
+/// A TCP proxy between a script and the server that reads the msgpack both ways: the
+/// `chunk` ids the client asks acks for and the `ack` ids the server sends back, counted
+/// independently of what the client's library reports.
+struct AckProxy {
+    addr: std::net::SocketAddr,
+    asked: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    acked: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl AckProxy {
+    async fn start(server: std::net::SocketAddr) -> AckProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let asked = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let acked = std::sync::Arc::new(std::sync::Mutex::new(Default::default()));
+        let (to_server, to_client) = (asked.clone(), acked.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(server).await else {
+                    continue;
+                };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = upstream.into_split();
+                tokio::spawn(relay(client_read, server_write, to_server.clone(), "chunk"));
+                tokio::spawn(relay(server_read, client_write, to_client.clone(), "ack"));
+            }
+        });
+        AckProxy { addr, asked, acked }
+    }
+
+    /// The chunk ids asked for and the ids acknowledged so far.
+    fn chunks(
+        &self,
+    ) -> (
+        std::collections::BTreeSet<String>,
+        std::collections::BTreeSet<String>,
+    ) {
+        (
+            self.asked.lock().unwrap().clone(),
+            self.acked.lock().unwrap().clone(),
+        )
+    }
+}
+
+/// Copies bytes from `from` to `to`, decoding the msgpack values that pass and recording
+/// the string under `field` of each map found at the top or last in a top-level array
+/// (a message's options).
+async fn relay(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    ids: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+    field: &'static str,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut pending: Vec<u8> = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // Recorded before it is passed on, so the count is complete once the peer has it.
+        pending.extend_from_slice(&buf[..n]);
+        loop {
+            let mut cursor = std::io::Cursor::new(&pending[..]);
+            let Ok(value) = rmpv::decode::read_value(&mut cursor) else {
+                break;
+            };
+            let used = cursor.position() as usize;
+            pending.drain(..used);
+            let options = match &value {
+                rmpv::Value::Map(_) => Some(&value),
+                rmpv::Value::Array(items) => items.last().filter(|v| v.is_map()),
+                _ => None,
+            };
+            let id = options
+                .and_then(rmpv::Value::as_map)
+                .and_then(|m| m.iter().find(|(k, _)| k.as_str() == Some(field)))
+                .and_then(|(_, v)| v.as_str().map(str::to_string));
+            if let Some(id) = id {
+                ids.lock().unwrap().insert(id);
+            }
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = tokio::io::AsyncWriteExt::shutdown(&mut to).await;
 }

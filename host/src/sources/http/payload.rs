@@ -42,6 +42,7 @@ pub(super) fn decode(
     limit: usize,
     collected: &mut Collected,
 ) -> Result<(), Outcome> {
+    crate::test_hook::point("decode");
     if msgpack {
         return decode_msgpack(body, source, limit, collected);
     }
