@@ -31,6 +31,9 @@ mod node_host;
 /// OCSF output held to the official schema files of the version it declares; the
 /// validator other tests call (`ocsf::problems`).
 pub mod ocsf;
+/// What an operator of `serve` relies on: token reloads, JSON errors, `localhost`
+/// listeners, `/metrics` conventions, `/ready`.
+mod operator;
 /// The shipped examples against the real Fluent Bit and Vector (../shared/peers).
 mod peers;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
