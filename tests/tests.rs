@@ -31,6 +31,9 @@ mod node_host;
 /// OCSF output held to the official schema files of the version it declares; the
 /// validator other tests call (`ocsf::problems`).
 pub mod ocsf;
+/// What an operator of `serve` relies on: token reloads, JSON errors, `localhost`
+/// listeners, `/metrics` conventions, `/ready`.
+mod operations;
 /// What an operator trips over: transform mode, config checks, mistakes, errors, logs.
 mod operator;
 /// An independent oracle (a naive Python reading of the rules) gives the same alerts.

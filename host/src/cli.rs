@@ -120,14 +120,14 @@ pub struct RunArgs {
 }
 
 /// `minewatch serve`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Listen for HTTP (`POST /events`, `/health`, `/metrics`) on this address.
     #[arg(long, value_name = "ADDR")]
-    pub http: Option<std::net::SocketAddr>,
+    pub http: Option<minewatch::sources::ListenAddr>,
     /// Listen for the Fluent Forward protocol (Fluent Bit / Fluentd `out_forward`) on this address.
     #[arg(long, value_name = "ADDR")]
-    pub forward: Option<std::net::SocketAddr>,
+    pub forward: Option<minewatch::sources::ListenAddr>,
     /// Alert output: a file (NDJSON, appended) or - for stdout. Repeatable; replaces the
     /// config's outputs [default: -].
     #[arg(long, short, value_name = "PATH")]

@@ -99,7 +99,7 @@ pub enum StoreBackend {
 }
 
 /// The `[store]` table.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// `embedded` or `redis`.

@@ -126,37 +126,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Serve(args) => {
             let mut config = resolve(&args.detector)?;
-            if let Some(format) = args.format {
-                config.format = format;
-            }
-            if let Some(listen) = args.http {
-                config
-                    .sources
-                    .http
-                    .get_or_insert_with(HttpSourceConfig::default)
-                    .listen = listen;
-            }
-            if let Some(listen) = args.forward {
-                config
-                    .sources
-                    .forward
-                    .get_or_insert_with(ForwardConfig::default)
-                    .listen = listen;
-            }
-            apply_secrets(&mut config, &args.secrets);
-            if !args.output.is_empty() {
-                config.outputs = args
-                    .output
-                    .iter()
-                    .map(|flag| OutputConfig::from_flag(flag, config.format, args.passthrough))
-                    .collect();
-            } else if config.outputs.is_empty() {
-                config.outputs = vec![OutputConfig::from_flag(
-                    "-",
-                    config.format,
-                    args.passthrough,
-                )];
-            }
+            apply_serve_flags(&mut config, &args);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -165,10 +135,13 @@ fn dispatch(command: Command) -> Result<ExitCode> {
             let summary = runtime.block_on(async {
                 let listeners = serve::Listeners::bind(&config).await?;
                 let reload = args.detector.config.clone().map(|path| {
-                    let flags = args.detector.clone();
+                    let flags = args.clone();
                     serve::reload::Reload {
                         path,
-                        overrides: Box::new(move |config: &mut Config| apply_flags(config, &flags)),
+                        overrides: Box::new(move |config: &mut Config| {
+                            apply_flags(config, &flags.detector);
+                            apply_serve_flags(config, &flags);
+                        }),
                     }
                 });
                 serve::serve_with_reload(config, listeners, serve::signal(), reload).await
@@ -335,6 +308,42 @@ fn apply_flags(config: &mut Config, args: &DetectorArgs) {
     }
     if let Some(field) = &args.record_field {
         config.record_field = Some(field.clone());
+    }
+}
+
+/// Applies the flags of `serve` over the config (at start, and again over the file at
+/// each reload, so a reload keeps honouring them).
+fn apply_serve_flags(config: &mut Config, args: &cli::ServeArgs) {
+    if let Some(format) = args.format {
+        config.format = format;
+    }
+    if let Some(listen) = &args.http {
+        config
+            .sources
+            .http
+            .get_or_insert_with(HttpSourceConfig::default)
+            .listen = listen.clone();
+    }
+    if let Some(listen) = &args.forward {
+        config
+            .sources
+            .forward
+            .get_or_insert_with(ForwardConfig::default)
+            .listen = listen.clone();
+    }
+    apply_secrets(config, &args.secrets);
+    if !args.output.is_empty() {
+        config.outputs = args
+            .output
+            .iter()
+            .map(|flag| OutputConfig::from_flag(flag, config.format, args.passthrough))
+            .collect();
+    } else if config.outputs.is_empty() {
+        config.outputs = vec![OutputConfig::from_flag(
+            "-",
+            config.format,
+            args.passthrough,
+        )];
     }
 }
 

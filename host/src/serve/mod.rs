@@ -9,8 +9,10 @@
 //! queued jobs are processed, outputs are flushed and the store is closed.
 
 pub mod outputs;
+pub mod ready;
 pub mod reload;
 pub mod router;
+pub mod telemetry;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -18,7 +20,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 
 use crate::config::{Config, StoreBackend};
@@ -35,20 +36,6 @@ use crate::store::redis::{RedisConfig, RedisStore};
 use crate::summary::RunSummary;
 use crate::tenants::{Routes, TenantSpec};
 use crate::tls::server::{ServerTls, TlsListener};
-
-/// Installs the Prometheus recorder (once per process) and returns its handle.
-fn metrics_handle() -> Option<PrometheusHandle> {
-    static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
-    HANDLE
-        .get_or_init(|| match metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
-            Err(error) => {
-                tracing::warn!(%error, "Metrics recorder could not be installed; /metrics is off.");
-                None
-            }
-        })
-        .clone()
-}
 
 /// The baseline stores of a server's tenants.
 ///
@@ -151,6 +138,8 @@ pub struct TenantPipelines {
     pub baselines: Baselines,
     /// Each tenant with its pipeline, the default tenant first.
     pub pipelines: Vec<(TenantSpec, Pipeline)>,
+    /// Each output's name, with the spool it delivers from (network outputs).
+    pub outputs: Vec<(String, Option<crate::sinks::spool::SpoolHandle>)>,
 }
 
 /// Every tenant's pipeline over one store, one engine set, shared outputs and one
@@ -173,6 +162,10 @@ pub fn build_tenant_pipelines(config: &Config) -> Result<TenantPipelines> {
             };
             (shell, sink)
         })
+        .collect();
+    let outputs = shared
+        .iter()
+        .map(|(output, sink)| (output.name.clone(), crate::sinks::AlertSink::spool(sink)))
         .collect();
     let pipelines = specs
         .into_iter()
@@ -203,6 +196,7 @@ pub fn build_tenant_pipelines(config: &Config) -> Result<TenantPipelines> {
         engines,
         baselines,
         pipelines,
+        outputs,
     })
 }
 
@@ -299,13 +293,13 @@ impl Listeners {
             listeners.forward_tls = Some(ServerTls::load("forward", &files)?);
         }
         if let Some(http) = &config.sources.http {
-            let listener = TcpListener::bind(http.listen)
+            let listener = TcpListener::bind(http.listen.resolve()?.as_slice())
                 .await
                 .with_context(|| format!("failed to listen for HTTP on {}", http.listen))?;
             listeners.http = Some(listener);
         }
         if let Some(forward) = &config.sources.forward {
-            let listener = TcpListener::bind(forward.listen)
+            let listener = TcpListener::bind(forward.listen.resolve()?.as_slice())
                 .await
                 .with_context(|| format!("failed to listen for Forward on {}", forward.listen))?;
             listeners.forward = Some(listener);
@@ -346,13 +340,20 @@ pub async fn serve_with_reload(
         engines,
         baselines,
         pipelines,
+        outputs,
     } = build_tenant_pipelines(&config)?;
+    let Listeners {
+        http: http_listener,
+        forward: forward_listener,
+        http_tls,
+        forward_tls,
+    } = listeners;
     let prefilters = pipelines
         .iter()
         .map(|(spec, pipeline)| (spec.name.clone(), pipeline.prefilter()))
         .collect();
     let specs: Vec<TenantSpec> = pipelines.iter().map(|(spec, _)| spec.clone()).collect();
-    let metrics = metrics_handle();
+    let metrics = telemetry::install();
     let mut submitters = HashMap::new();
     let mut workers = Vec::new();
     for (spec, pipeline) in pipelines {
@@ -371,13 +372,59 @@ pub async fn serve_with_reload(
         submitters,
         prefilters,
     ));
+    let redis = (config.store.backend == StoreBackend::Redis).then_some(&config.store.redis);
+    let readiness = Arc::new(ready::Readiness::new(
+        redis,
+        outputs.clone(),
+        router.clone(),
+    )?);
+    let store_up = match redis {
+        None => true,
+        Some(_) => {
+            let probe = readiness.clone();
+            tokio::task::spawn_blocking(move || probe.store_answers())
+                .await
+                .unwrap_or(false)
+        }
+    };
+    telemetry::register(&telemetry::Known {
+        sources: [
+            ("http", &config.sources.http.is_some(), http_tls.is_some()),
+            (
+                "forward",
+                &config.sources.forward.is_some(),
+                forward_tls.is_some(),
+            ),
+        ]
+        .into_iter()
+        .filter(|(_, on, _)| **on)
+        .map(|(source, _, tls)| (source, tls))
+        .collect(),
+        outputs: outputs
+            .iter()
+            .map(|(name, spool)| (name.clone(), spool.is_some()))
+            .collect(),
+        tenants: specs.iter().map(|s| s.name.as_str()).collect(),
+        built_in: specs.iter().any(|s| s.component.is_none()),
+        store_up,
+    });
+    let http_token = Arc::new(crate::sources::LiveSecret::new(
+        config
+            .sources
+            .http
+            .as_ref()
+            .and_then(|h| h.token.as_ref())
+            .map(|t| t.expose().to_string()),
+    ));
+    let forward_key = Arc::new(crate::sources::LiveSecret::new(
+        config
+            .sources
+            .forward
+            .as_ref()
+            .and_then(|f| f.shared_key.clone()),
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let Listeners {
-        http: http_listener,
-        forward: forward_listener,
-        http_tls,
-        forward_tls,
-    } = listeners;
+
     let mut reloader = None;
     if let Some(reload) = reload {
         let certificates = [("http", &http_tls), ("forward", &forward_tls)]
@@ -386,11 +433,16 @@ pub async fn serve_with_reload(
             .collect();
         let watcher = reload::Reloader::new(
             reload,
-            engines,
-            baselines,
-            router.clone(),
-            &specs,
-            certificates,
+            reload::Running {
+                config: config.clone(),
+                engines,
+                baselines,
+                router: router.clone(),
+                specs: specs.clone(),
+                certificates,
+                http_token: http_token.clone(),
+                forward_key: forward_key.clone(),
+            },
         );
         reloader = Some(tokio::spawn(watcher.run(stop_rx.clone())));
     }
@@ -403,6 +455,8 @@ pub async fn serve_with_reload(
         let state = Arc::new(HttpState {
             router: router.clone(),
             config: http_config,
+            token: http_token.clone(),
+            readiness: Some(readiness.clone()),
             read,
             record_field: config.record_field.clone(),
             metrics: metrics.clone(),
@@ -440,14 +494,22 @@ pub async fn serve_with_reload(
         });
         let mut stop = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
-            fluent::serve_tls(listener, forward_config, forward_tls, handler, async move {
-                let _ = stop.wait_for(|s| *s).await;
-            })
+            fluent::serve_live(
+                listener,
+                forward_config,
+                forward_tls,
+                forward_key,
+                handler,
+                async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                },
+            )
             .await
             .context("the Forward source failed")
         }));
     }
     drop(router);
+    drop(readiness);
     shutdown.await;
     tracing::info!("Shutting down: no new connections; draining in-flight batches.");
     let _ = stop_tx.send(true);

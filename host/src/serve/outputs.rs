@@ -10,7 +10,7 @@ use crate::pipeline::Output;
 use crate::sinks::{AlertSink, FileSink, StdoutSink};
 
 /// One output: where alerts (or passthrough events) go, and in which format.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OutputConfig {
     /// Name in logs, metrics and the spool directory [default: the type, numbered].
     #[serde(default)]
@@ -27,7 +27,7 @@ pub struct OutputConfig {
 }
 
 /// Output destinations.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OutputKind {
     /// Standard output, NDJSON.
@@ -126,8 +126,10 @@ impl OutputConfig {
     pub fn build(&self, index: usize, spool_root: &Path) -> Result<Output> {
         let name = self.display_name(index);
         let sink: Box<dyn AlertSink> = match &self.kind {
-            OutputKind::Stdout {} => Box::new(StdoutSink::new()),
-            OutputKind::File { path } => Box::new(FileSink::open(path)?),
+            OutputKind::Stdout {} => Box::new(Counted::new(&name, Box::new(StdoutSink::new()))),
+            OutputKind::File { path } => {
+                Box::new(Counted::new(&name, Box::new(FileSink::open(path)?)))
+            }
             OutputKind::Http(config) => Box::new(config.build(&name, spool_root)?),
             OutputKind::SplunkHec(config) => Box::new(config.build(&name, spool_root)?),
             OutputKind::Forward(config) => Box::new(config.build(&name, spool_root)?),
@@ -138,5 +140,46 @@ impl OutputConfig {
             format: self.format,
             passthrough: self.passthrough,
         })
+    }
+}
+
+/// An output written synchronously (stdout, a file), counting in
+/// `minewatch_alerts_sent_total{output}` the items each successful flush wrote out, as
+/// the spooled outputs count what their receiver took.
+struct Counted {
+    name: String,
+    sink: Box<dyn AlertSink>,
+    /// Items written since the last successful flush.
+    pending: u64,
+}
+
+impl Counted {
+    fn new(name: &str, sink: Box<dyn AlertSink>) -> Counted {
+        Counted {
+            name: name.to_string(),
+            sink,
+            pending: 0,
+        }
+    }
+}
+
+impl AlertSink for Counted {
+    fn write(&mut self, item: &serde_json::Value) -> Result<()> {
+        self.sink.write(item)?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        self.sink.flush()?;
+        if self.pending > 0 {
+            metrics::counter!("minewatch_alerts_sent_total", "output" => self.name.clone())
+                .increment(std::mem::take(&mut self.pending));
+        }
+        Ok(())
+    }
+
+    fn has_room(&self) -> bool {
+        self.sink.has_room()
     }
 }

@@ -16,9 +16,18 @@
 //! their session; files that do not load are rejected with an ERROR log and the old
 //! certificate stays.
 //!
-//! What a reload does not change (it says so in a WARN log where it can tell): the
-//! tenant list, routes, the other settings of sources, outputs and the store; those
-//! need a restart.
+//! The sources' secrets apply at once too: a changed `[sources.http] token` is checked
+//! from the next request on (the old one gets 401), a changed `[sources.forward]
+//! shared_key` from the next connection's handshake on. The command-line flags and
+//! environment variables that override the file (`--http-token`,
+//! `MINEWATCH_HTTP_TOKEN`, `--forward-shared-key`, `--http`, `--output`, ...) are
+//! applied over the new file as at start, so an overridden secret stays in force.
+//!
+//! Everything else needs a restart: listen addresses and the other settings of the
+//! sources, outputs, the store, the state directory, the tenant list, routes, queue and
+//! batch sizes. A reload that changes any of them logs one ERROR naming each such
+//! setting (compared with the configuration the server started with), applies what it
+//! can, and leaves those at their running values.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -34,6 +43,7 @@ use super::Baselines;
 use super::router::TenantRouter;
 use crate::config::Config;
 use crate::runtime::Engines;
+use crate::sources::LiveSecret;
 use crate::tenants::TenantSpec;
 use crate::tls::server::ServerTls;
 use crate::{DetectorSpec, build_limited_detector};
@@ -50,6 +60,23 @@ pub struct Reload {
     pub overrides: Box<dyn Fn(&mut Config) + Send + Sync>,
 }
 
+/// What a running server is made of, as far as a reload can change it.
+pub(super) struct Running {
+    /// The configuration the server started with (flags applied).
+    pub(super) config: Config,
+    pub(super) engines: Engines,
+    pub(super) baselines: Baselines,
+    pub(super) router: Arc<TenantRouter>,
+    /// The tenants the server started with.
+    pub(super) specs: Vec<TenantSpec>,
+    /// The TLS of each source that serves it (`http`, `forward`).
+    pub(super) certificates: Vec<(&'static str, Arc<ServerTls>)>,
+    /// The HTTP source's token in force.
+    pub(super) http_token: Arc<LiveSecret>,
+    /// The Forward source's shared key in force.
+    pub(super) forward_key: Arc<LiveSecret>,
+}
+
 /// What a running server reloads against.
 pub(super) struct Reloader {
     reload: Reload,
@@ -58,22 +85,20 @@ pub(super) struct Reloader {
     router: Arc<TenantRouter>,
     /// The running spec of each tenant, with the hash of its component's bytes.
     running: HashMap<String, (TenantSpec, Option<[u8; 32]>)>,
+    /// The configuration the server started with.
+    started: Config,
     /// The tenants and routes the server started with.
-    started: Vec<TenantSpec>,
+    started_specs: Vec<TenantSpec>,
     /// The TLS of each source that serves it (`http`, `forward`).
     certificates: Vec<(&'static str, Arc<ServerTls>)>,
+    http_token: Arc<LiveSecret>,
+    forward_key: Arc<LiveSecret>,
 }
 
 impl Reloader {
-    pub(super) fn new(
-        reload: Reload,
-        engines: Engines,
-        baselines: Baselines,
-        router: Arc<TenantRouter>,
-        specs: &[TenantSpec],
-        certificates: Vec<(&'static str, Arc<ServerTls>)>,
-    ) -> Reloader {
-        let running = specs
+    pub(super) fn new(reload: Reload, server: Running) -> Reloader {
+        let running = server
+            .specs
             .iter()
             .map(|s| {
                 (
@@ -84,12 +109,15 @@ impl Reloader {
             .collect();
         Reloader {
             reload,
-            engines,
-            baselines,
-            router,
+            engines: server.engines,
+            baselines: server.baselines,
+            router: server.router,
             running,
-            started: specs.to_vec(),
-            certificates,
+            started: server.config,
+            started_specs: server.specs,
+            certificates: server.certificates,
+            http_token: server.http_token,
+            forward_key: server.forward_key,
         }
     }
 
@@ -207,17 +235,17 @@ impl Reloader {
         let mut config = Config::load(&self.reload.path)?;
         (self.reload.overrides)(&mut config);
         config.check()?;
+        config.sources.check()?;
         self.reload_certificates(&config);
+        self.reload_secrets(&config);
         let specs = config.tenant_specs()?;
-        let names = |specs: &[TenantSpec]| -> Vec<String> {
-            let mut names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
-            names.sort();
-            names
-        };
-        if names(&specs) != names(&self.started) {
-            tracing::warn!(
-                "The tenant list changed; adding or removing tenants needs a restart. \
-                 Reloading the tenants that exist."
+        let restart = needs_restart(&self.started, &config, &self.started_specs, &specs);
+        if !restart.is_empty() {
+            let settings = restart.join(", ");
+            tracing::error!(
+                %settings,
+                "Refused to reload settings that need a restart ({settings}); they keep \
+                 their running values until minewatch is restarted."
             );
         }
         let mut swaps = Vec::new();
@@ -225,11 +253,6 @@ impl Reloader {
             let Some((running, running_hash)) = self.running.get(&spec.name) else {
                 continue;
             };
-            if spec.route_values != running.route_values
-                || spec.forward_tag_prefix != running.forward_tag_prefix
-            {
-                tracing::warn!(tenant = %spec.name, "Routes changed; they apply after a restart.");
-            }
             let hash = match component_hash(&spec) {
                 Ok(hash) => hash,
                 Err(error) => {
@@ -301,12 +324,35 @@ impl Reloader {
                     error = format!("{error:#}"),
                     "Rejected the new TLS settings; the old certificate stays."
                 ),
-                Some(Ok(None)) | None => tracing::warn!(
-                    source,
-                    "The new configuration turns this source's TLS off; that needs a \
-                     restart, so it keeps serving TLS with the old certificate."
-                ),
+                // TLS turned off, or the source removed: named by `needs_restart`.
+                Some(Ok(None)) | None => {}
             }
+        }
+    }
+
+    /// Puts the sources' new secrets in force (the flags and variables that override
+    /// the file were applied to `config` already).
+    fn reload_secrets(&self, config: &Config) {
+        if self.started.sources.http.is_some()
+            && let Some(http) = &config.sources.http
+        {
+            let token = http.token.as_ref().map(|t| t.expose().to_string());
+            if self.http_token.set(token) {
+                tracing::info!(
+                    source = "http",
+                    "The HTTP token changed; the new one is in force from the next request."
+                );
+            }
+        }
+        if self.started.sources.forward.is_some()
+            && let Some(forward) = &config.sources.forward
+            && self.forward_key.set(forward.shared_key.clone())
+        {
+            tracing::info!(
+                source = "forward",
+                "The Forward shared key changed; new connections authenticate with it, open \
+                 ones stay authenticated."
+            );
         }
     }
 
@@ -338,6 +384,142 @@ struct Swap {
     spec: TenantSpec,
     hash: Option<[u8; 32]>,
     detector: Box<dyn crate::runtime::DetectorEngine>,
+}
+
+/// The settings that differ between the running configuration and a new one and take
+/// effect only after a restart, named as in the config file.
+fn needs_restart(
+    old: &Config,
+    new: &Config,
+    old_specs: &[TenantSpec],
+    new_specs: &[TenantSpec],
+) -> Vec<String> {
+    let mut changed: Vec<String> = Vec::new();
+    let mut differ = |name: &str, same: bool| {
+        if !same {
+            changed.push(name.to_string());
+        }
+    };
+    differ("state_dir", old.state_dir == new.state_dir);
+    differ("memory", old.memory == new.memory);
+    differ("store", old.store == new.store);
+    differ("format", old.format == new.format);
+    differ("batch_events", old.batch_events == new.batch_events);
+    differ(
+        "max_record_bytes",
+        old.max_record_bytes == new.max_record_bytes,
+    );
+    differ("idle_flush_ms", old.idle_flush_ms == new.idle_flush_ms);
+    differ("settle_ms", old.settle_ms == new.settle_ms);
+    differ("record_field", old.record_field == new.record_field);
+    differ("outputs", old.outputs == new.outputs);
+    differ("queue_batches", old.queue_batches == new.queue_batches);
+    differ(
+        "dead_letter_path",
+        old.dead_letter_path == new.dead_letter_path,
+    );
+    differ("route_field", old.route_field == new.route_field);
+    differ("incidents", old.incidents == new.incidents);
+    match (&old.sources.http, &new.sources.http) {
+        (Some(o), Some(n)) => {
+            differ("sources.http.listen", o.listen == n.listen);
+            differ(
+                "sources.http.max_body_bytes",
+                o.max_body_bytes == n.max_body_bytes,
+            );
+            differ(
+                "sources.http.retry_after_secs",
+                o.retry_after_secs == n.retry_after_secs,
+            );
+            differ(
+                "sources.http.allow_plaintext",
+                o.allow_plaintext == n.allow_plaintext,
+            );
+            differ(
+                "sources.http.allow_unauthenticated",
+                o.allow_unauthenticated == n.allow_unauthenticated,
+            );
+            differ(
+                "sources.http.tls_cert (TLS on or off)",
+                o.tls_cert.is_some() == n.tls_cert.is_some(),
+            );
+            differ(
+                "sources.http.tls_client_ca (client certificates on or off)",
+                o.tls_client_ca.is_some() == n.tls_client_ca.is_some(),
+            );
+        }
+        (None, None) => {}
+        _ => differ("sources.http (added or removed)", false),
+    }
+    match (&old.sources.forward, &new.sources.forward) {
+        (Some(o), Some(n)) => {
+            differ("sources.forward.listen", o.listen == n.listen);
+            differ(
+                "sources.forward.self_hostname",
+                o.self_hostname == n.self_hostname,
+            );
+            differ(
+                "sources.forward.max_message_bytes",
+                o.max_message_bytes == n.max_message_bytes,
+            );
+            differ(
+                "sources.forward.max_decompressed_bytes",
+                o.max_decompressed_bytes == n.max_decompressed_bytes,
+            );
+            differ(
+                "sources.forward.idle_timeout_secs",
+                o.idle_timeout_secs == n.idle_timeout_secs,
+            );
+            differ(
+                "sources.forward.max_connections",
+                o.max_connections == n.max_connections,
+            );
+            differ(
+                "sources.forward.udp_heartbeat",
+                o.udp_heartbeat == n.udp_heartbeat,
+            );
+            differ(
+                "sources.forward.allow_plaintext",
+                o.allow_plaintext == n.allow_plaintext,
+            );
+            differ(
+                "sources.forward.allow_unauthenticated",
+                o.allow_unauthenticated == n.allow_unauthenticated,
+            );
+            differ(
+                "sources.forward.tls_cert (TLS on or off)",
+                o.tls_cert.is_some() == n.tls_cert.is_some(),
+            );
+            differ(
+                "sources.forward.tls_client_ca (client certificates on or off)",
+                o.tls_client_ca.is_some() == n.tls_client_ca.is_some(),
+            );
+        }
+        (None, None) => {}
+        _ => differ("sources.forward (added or removed)", false),
+    }
+    let names = |specs: &[TenantSpec]| -> Vec<String> {
+        let mut names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+        names.sort();
+        names
+    };
+    differ(
+        "tenant / tenants (tenants added, removed or renamed)",
+        names(old_specs) == names(new_specs),
+    );
+    for spec in new_specs {
+        if let Some(running) = old_specs.iter().find(|s| s.name == spec.name) {
+            differ(
+                &format!("tenants.{}.route_values", spec.name),
+                spec.route_values == running.route_values,
+            );
+            differ(
+                &format!("tenants.{}.forward_tag_prefix", spec.name),
+                spec.forward_tag_prefix == running.forward_tag_prefix,
+            );
+        }
+    }
+    changed
 }
 
 /// The sha256 of a tenant's component file (none for the built-in one).

@@ -80,6 +80,26 @@ impl TenantRouter {
         guard.1 = union(&guard.0, &self.routes);
     }
 
+    /// Each tenant whose pipeline looks wedged (see [`Submitter::stalled`]), with why, in
+    /// words; sorted by tenant.
+    pub fn stalled(&self, bound: std::time::Duration) -> Vec<String> {
+        let mut tenants: Vec<(&String, &Submitter)> = self.submitters.iter().collect();
+        tenants.sort_by_key(|(name, _)| *name);
+        tenants
+            .into_iter()
+            .filter_map(|(name, submitter)| match submitter.stalled(bound) {
+                Ok(None) => None,
+                Ok(Some(idle)) => Some(format!(
+                    "tenant {name}: its pipeline has jobs waiting and has taken none for {} s \
+                     (the bound is {} s)",
+                    idle.as_secs(),
+                    bound.as_secs()
+                )),
+                Err(why) => Some(format!("tenant {name}: {why}")),
+            })
+            .collect()
+    }
+
     /// True when `tenant` is served.
     pub fn has(&self, tenant: &str) -> bool {
         self.submitters.contains_key(tenant)

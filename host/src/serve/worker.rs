@@ -20,9 +20,10 @@
 //! still judged, and its events more than [`LATE_AFTER_MS`] behind them are counted as
 //! late (`minewatch_events_late_total`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use serde::Serialize;
@@ -84,9 +85,45 @@ pub type Verdict = oneshot::Receiver<Result<Receipt, Refused>>;
 #[derive(Debug, Clone)]
 pub struct Submitter {
     tx: mpsc::Sender<Task>,
+    /// When the pipeline thread last took a task off its queue.
+    taken: Arc<Taken>,
+}
+
+/// When a pipeline thread last took a task, for [`Submitter::stalled`].
+#[derive(Debug)]
+struct Taken {
+    start: Instant,
+    /// Milliseconds after `start`.
+    at_ms: AtomicU64,
+}
+
+impl Taken {
+    fn now(&self) {
+        let ms = self.start.elapsed().as_millis() as u64;
+        self.at_ms.store(ms, Ordering::SeqCst);
+    }
+
+    fn since(&self) -> Duration {
+        let at = Duration::from_millis(self.at_ms.load(Ordering::SeqCst));
+        self.start.elapsed().saturating_sub(at)
+    }
 }
 
 impl Submitter {
+    /// Whether the pipeline thread looks wedged: tasks are waiting in its queue and it
+    /// has taken none for longer than `bound` (how long it has not), or it has stopped.
+    ///
+    /// # Errors
+    /// The pipeline thread has stopped (its queue is closed).
+    pub fn stalled(&self, bound: Duration) -> Result<Option<Duration>, String> {
+        if self.tx.is_closed() {
+            return Err("the pipeline thread has stopped".into());
+        }
+        let queued = self.tx.max_capacity() - self.tx.capacity();
+        let idle = self.taken.since();
+        Ok((queued > 0 && idle > bound).then_some(idle))
+    }
+
     /// Queues records without waiting; the receiver gets the verdict.
     ///
     /// # Errors
@@ -173,6 +210,11 @@ pub fn spawn(
 ) -> (Submitter, JoinHandle<Result<RunSummary>>) {
     let queue = queue.max(1);
     let (tx, mut rx) = mpsc::channel::<Task>(queue);
+    let taken = Arc::new(Taken {
+        start: Instant::now(),
+        at_ms: AtomicU64::new(0),
+    });
+    let progress = taken.clone();
     let handle = std::thread::Builder::new()
         .name(format!("minewatch-pipeline-{tenant}"))
         .spawn(move || {
@@ -202,6 +244,7 @@ pub fn spawn(
                         }
                     }
                 };
+                progress.now();
                 match task {
                     Some(Task::Work(job)) => {
                         group.jobs.push(job);
@@ -224,7 +267,7 @@ pub fn spawn(
             pipeline.finish()
         })
         .expect("spawning the pipeline thread");
-    (Submitter { tx }, handle)
+    (Submitter { tx, taken }, handle)
 }
 
 /// Settle times a group waits, beyond the first, for requests still being received.

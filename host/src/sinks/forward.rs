@@ -42,7 +42,7 @@ use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
 use crate::tls::client::ClientTls;
 
 /// The `forward` output's settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardConfig {
     /// The receiver as `host:port`, e.g. `127.0.0.1:24224`.

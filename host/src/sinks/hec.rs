@@ -32,7 +32,7 @@ use crate::tls::client::ClientTls;
 pub const EVENT_PATH: &str = "/services/collector/event";
 
 /// The `splunk_hec` output's settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HecConfig {
     /// Base URL of the collector, e.g. `https://http-inputs-acme.splunkcloud.com` or

@@ -74,7 +74,7 @@ pub enum Compression {
 }
 
 /// The `http` output's settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     /// The `http://` or `https://` URL to POST to, e.g. `http://127.0.0.1:8080/` for

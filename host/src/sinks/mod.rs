@@ -59,6 +59,10 @@ impl AlertSink for SharedSink {
     fn has_room(&self) -> bool {
         self.lock().has_room()
     }
+
+    fn spool(&self) -> Option<spool::SpoolHandle> {
+        self.lock().spool()
+    }
 }
 
 /// Alerts to standard output, one JSON object per line.

@@ -41,4 +41,10 @@ pub trait AlertSink: Send {
     fn has_room(&self) -> bool {
         true
     }
+
+    /// The spool a network output delivers from, to watch its backlog; none for
+    /// outputs written synchronously (stdout, files).
+    fn spool(&self) -> Option<super::spool::SpoolHandle> {
+        None
+    }
 }

@@ -177,6 +177,8 @@ pub struct Depth {
 struct Shared {
     dir: PathBuf,
     name: String,
+    /// Undelivered bytes at which the spool is full.
+    max_bytes: u64,
     state: Mutex<State>,
     changed: Condvar,
     /// Holds the directory's advisory lock for as long as either half lives.
@@ -199,6 +201,9 @@ struct State {
     wakeups: u64,
     /// Bumped when the writer rolls back, so the reader drops what it read ahead.
     rollbacks: u64,
+    /// The end offset of each sync not wholly delivered yet, with when it was synced
+    /// (undelivered lines found at open count from then), oldest first.
+    pending_since: VecDeque<(u64, Instant)>,
 }
 
 impl State {
@@ -284,6 +289,7 @@ pub fn open(dir: &Path, name: &str, options: &SpoolOptions) -> Result<(SpoolWrit
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         name: name.to_string(),
+        max_bytes: options.max_bytes,
         state: Mutex::new(State {
             segments: recovered.segments.iter().map(|s| s.start).collect(),
             synced_end: recovered.end,
@@ -295,6 +301,10 @@ pub fn open(dir: &Path, name: &str, options: &SpoolOptions) -> Result<(SpoolWrit
             },
             wakeups: 0,
             rollbacks: 0,
+            pending_since: (recovered.end > recovered.committed)
+                .then(|| (recovered.end, Instant::now()))
+                .into_iter()
+                .collect(),
         }),
         changed: Condvar::new(),
         _lock: lock,
@@ -643,6 +653,8 @@ impl SpoolWriter {
         let depth = {
             let mut state = self.shared.lock();
             state.synced_end = self.seg_start + self.seg_len;
+            let end = state.synced_end;
+            state.pending_since.push_back((end, Instant::now()));
             state.synced_lines += lines;
             state.synced_segment = self.seg_start;
             state.depth()
@@ -823,6 +835,41 @@ impl SpoolHandle {
         self.shared
             .upgrade()
             .is_some_and(|shared| shared.wait_drained(timeout))
+    }
+
+    /// How far behind delivery is; none once the spool is closed.
+    pub fn backlog(&self) -> Option<Backlog> {
+        let shared = self.shared.upgrade()?;
+        let state = shared.lock();
+        let depth = state.depth();
+        let oldest = state
+            .pending_since
+            .front()
+            .filter(|_| depth.bytes > 0)
+            .map(|(_, since)| since.elapsed());
+        Some(Backlog {
+            depth,
+            max_bytes: shared.max_bytes,
+            oldest,
+        })
+    }
+}
+
+/// What a spool holds undelivered, for readiness checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backlog {
+    /// The synced lines not delivered yet.
+    pub depth: Depth,
+    /// `spool_max_bytes`: at this many undelivered bytes the spool is full.
+    pub max_bytes: u64,
+    /// How long the oldest undelivered line has waited; none when all are delivered.
+    pub oldest: Option<Duration>,
+}
+
+impl Backlog {
+    /// True when the spool takes no more input.
+    pub fn is_full(&self) -> bool {
+        self.depth.bytes >= self.max_bytes
     }
 }
 
@@ -1042,6 +1089,13 @@ impl SpoolReader {
         let depth = {
             let mut state = self.shared.lock();
             state.committed = upto;
+            while state
+                .pending_since
+                .front()
+                .is_some_and(|(end, _)| *end <= upto.offset)
+            {
+                state.pending_since.pop_front();
+            }
             while state.segments.len() > 1
                 && state.segments[1] <= upto.offset
                 && state.segments[0] < state.synced_segment
@@ -1330,6 +1384,10 @@ impl<D: Delivery> AlertSink for SpooledSink<D> {
 
     fn has_room(&self) -> bool {
         self.writer.has_room()
+    }
+
+    fn spool(&self) -> Option<SpoolHandle> {
+        Some(self.writer.handle())
     }
 }
 

@@ -1,7 +1,7 @@
 //! The HTTP source: `POST /events` (the default tenant, or split by the routing field),
 //! `POST /tenants/{name}/events` (one tenant; 404 for an unknown name), the Amazon Data
 //! Firehose endpoints `POST /firehose` and `POST /tenants/{name}/firehose`, plus
-//! `GET /health` and `GET /metrics`.
+//! `GET /health`, `GET /ready` and `GET /metrics`.
 //!
 //! Events bodies are what Vector's `http` sink and Fluent Bit / Fluentd `out_http` send: a
 //! JSON array, NDJSON (the last line may lack its newline) or concatenated objects, or,
@@ -61,14 +61,16 @@ use crate::serve::worker::{Receipt, Receiving, Refused};
 use crate::sinks::http::Secret;
 
 /// Settings of the HTTP source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpSourceConfig {
-    /// Address to listen on; loopback unless you mean otherwise. Beyond loopback,
+    /// Address to listen on, `host:port` (an IP address or a name such as `localhost`);
+    /// loopback unless you mean otherwise. Beyond loopback,
     /// `serve` refuses to start without a token (or `tls_client_ca`), and with a token
     /// but no TLS, unless `allow_unauthenticated` or `allow_plaintext` says otherwise.
-    pub listen: SocketAddr,
-    /// When set, requests must carry `Authorization: Bearer <token>` (not `/health`);
+    pub listen: super::ListenAddr,
+    /// When set, requests must carry `Authorization: Bearer <token>` (not `/health` or
+    /// `/ready`); a reload puts a changed token in force for the next request;
     /// Firehose deliveries may carry it in `X-Amz-Firehose-Access-Key` instead.
     /// `--http-token` or the `MINEWATCH_HTTP_TOKEN` environment variable override it.
     pub token: Option<Secret>,
@@ -97,7 +99,7 @@ pub struct HttpSourceConfig {
 impl Default for HttpSourceConfig {
     fn default() -> Self {
         HttpSourceConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8686)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8686)).into(),
             token: None,
             tls_cert: None,
             tls_key: None,
@@ -138,15 +140,18 @@ impl HttpSourceConfig {
             anyhow::bail!("[sources.http] token is empty: remove it, or set a real one");
         }
         let tls = self.tls_files()?;
-        crate::sources::check_exposure(&crate::sources::Exposure {
-            source: "http",
-            listen: self.listen,
-            secret: self.token.as_ref().map(|_| "token"),
-            tls: tls.is_some(),
-            client_certificates: self.tls_client_ca.is_some(),
-            allow_plaintext: self.allow_plaintext,
-            allow_unauthenticated: self.allow_unauthenticated,
-        })
+        for listen in self.listen.resolve()? {
+            crate::sources::check_exposure(&crate::sources::Exposure {
+                source: "http",
+                listen,
+                secret: self.token.as_ref().map(|_| "token"),
+                tls: tls.is_some(),
+                client_certificates: self.tls_client_ca.is_some(),
+                allow_plaintext: self.allow_plaintext,
+                allow_unauthenticated: self.allow_unauthenticated,
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -154,8 +159,12 @@ impl HttpSourceConfig {
 pub struct HttpState {
     /// The tenants' queues.
     pub router: Arc<TenantRouter>,
-    /// The source's settings.
+    /// The source's settings (its `token` is not read: see `token`).
     pub config: HttpSourceConfig,
+    /// The token in force, which a reload may replace.
+    pub token: Arc<super::LiveSecret>,
+    /// What `/ready` checks; without it `/ready` answers like `/health`.
+    pub readiness: Option<Arc<crate::serve::ready::Readiness>>,
     /// Limits applied while decoding.
     pub read: ReadOptions,
     /// The field holding each record, if configured.
@@ -164,7 +173,10 @@ pub struct HttpState {
     pub metrics: Option<PrometheusHandle>,
 }
 
-/// The routes of the HTTP source.
+/// The routes of the HTTP source. Every answer is counted in
+/// `minewatch_requests_total{source="http", status}`, and every error answer has a JSON
+/// body `{"error": ...}`, also those given before a handler runs (an unsupported
+/// `Content-Encoding`, an unknown path or method).
 pub fn router(state: Arc<HttpState>) -> Router {
     Router::new()
         .route("/events", post(events))
@@ -172,9 +184,82 @@ pub fn router(state: Arc<HttpState>) -> Router {
         .route("/firehose", post(firehose_delivery))
         .route("/tenants/{tenant}/firehose", post(tenant_firehose_delivery))
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(render_metrics))
+        .fallback(not_found)
         .layer(RequestDecompressionLayer::new())
+        .layer(axum::middleware::from_fn(finish))
         .with_state(state)
+}
+
+/// Counts the answer and gives an error answer without a JSON body one.
+async fn finish(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let response = json_error(response).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
+        .increment(1);
+    response
+}
+
+/// An error answer whose body is not JSON (axum's and tower-http's own) as
+/// `{"error": ...}`, its text kept when it has one.
+async fn json_error(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let reason = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            let accepted = parts
+                .headers
+                .get(header::ACCEPT_ENCODING)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("gzip, zstd, deflate");
+            format!(
+                "unsupported Content-Encoding: send the body uncompressed or as one of {accepted}"
+            )
+        }
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allowed = parts
+                .headers
+                .get(header::ALLOW)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            if allowed.is_empty() {
+                "method not allowed on this path".to_string()
+            } else {
+                format!("method not allowed on this path; allowed: {allowed}")
+            }
+        }
+        _ if !text.is_empty() => text,
+        _ => status.canonical_reason().unwrap_or("error").to_lowercase(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let body = serde_json::to_vec(&json!({"error": reason})).unwrap_or_default();
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn not_found() -> Response {
+    reply(
+        StatusCode::NOT_FOUND,
+        json!({"error": "no such path: POST /events, /tenants/<name>/events, /firehose or /tenants/<name>/firehose; GET /health, /ready or /metrics"}),
+        None,
+    )
 }
 
 /// The header Firehose sends its access key in.
@@ -188,7 +273,7 @@ const FIREHOSE_PROTOCOL_VERSION: HeaderName =
 /// Whether the request carries the configured token: as a bearer token, or, for a
 /// Firehose delivery, as its access key.
 fn authorized(state: &HttpState, headers: &HeaderMap, firehose: bool) -> bool {
-    let Some(token) = &state.config.token else {
+    let Some(token) = state.token.get() else {
         return true;
     };
     let header = |name| {
@@ -198,8 +283,8 @@ fn authorized(state: &HttpState, headers: &HeaderMap, firehose: bool) -> bool {
     };
     let bearer = header(header::AUTHORIZATION)
         .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given == token.expose());
-    let access_key = firehose && header(FIREHOSE_ACCESS_KEY).is_some_and(|k| k == token.expose());
+        .is_some_and(|given| given == token);
+    let access_key = firehose && header(FIREHOSE_ACCESS_KEY).is_some_and(|k| k == token);
     bearer || access_key
 }
 
@@ -390,9 +475,6 @@ async fn answer(
         }
     };
     let response = protocol.render(outcome, state.config.retry_after_secs);
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("minewatch_requests_total", "source" => "http", "status" => status)
-        .increment(1);
     metrics::histogram!("minewatch_ack_seconds", "source" => "http")
         .record(started.elapsed().as_secs_f64());
     response
@@ -446,6 +528,8 @@ async fn ingest(
     .await;
     let collected = match decoded {
         Ok(Ok((collected, body_request_id))) => {
+            metrics::counter!("minewatch_received_events_total", "source" => "http")
+                .increment(collected.records.len() as u64);
             if let Protocol::Firehose { request_id } = protocol
                 && request_id.is_none()
             {
@@ -507,6 +591,26 @@ fn reply(status: StatusCode, body: serde_json::Value, retry_after: Option<u32>) 
 
 async fn health() -> Response {
     reply(StatusCode::OK, json!({"status": "ok"}), None)
+}
+
+/// 200 `{"status":"ready"}`, or 503 `{"status":"not ready","reasons":[...]}` (see
+/// [`crate::serve::ready`]); no token needed.
+async fn ready(State(state): State<Arc<HttpState>>) -> Response {
+    let reasons = match state.readiness.clone() {
+        None => Vec::new(),
+        Some(readiness) => tokio::task::spawn_blocking(move || readiness.reasons())
+            .await
+            .unwrap_or_else(|_| vec!["the readiness check panicked".to_string()]),
+    };
+    if reasons.is_empty() {
+        reply(StatusCode::OK, json!({"status": "ready"}), None)
+    } else {
+        reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"status": "not ready", "reasons": reasons}),
+            None,
+        )
+    }
 }
 
 async fn render_metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap) -> Response {

@@ -4,18 +4,142 @@
 pub mod fluent;
 pub mod http;
 
-use anyhow::Result;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::RwLock;
+
+use anyhow::{Context, Result};
 use serde_json::Value;
 
 use crate::intake::{Location, Skip, Visitor};
+
+/// Where a source listens: `host:port`, the host an IP address (`[::1]:8686` for IPv6)
+/// or a name such as `localhost`, resolved when the listener is checked and bound.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct ListenAddr {
+    host: String,
+    port: u16,
+}
+
+impl ListenAddr {
+    /// The addresses the host resolves to, with the port.
+    ///
+    /// # Errors
+    /// The name does not resolve, or resolves to nothing.
+    pub fn resolve(&self) -> Result<Vec<SocketAddr>> {
+        let addresses: Vec<SocketAddr> = (self.host.as_str(), self.port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve the listen address {self}"))?
+            .collect();
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "the listen address {self} resolves to no address"
+        );
+        Ok(addresses)
+    }
+}
+
+impl From<SocketAddr> for ListenAddr {
+    fn from(address: SocketAddr) -> ListenAddr {
+        ListenAddr {
+            host: address.ip().to_string(),
+            port: address.port(),
+        }
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = anyhow::Error;
+
+    fn from_str(text: &str) -> Result<ListenAddr> {
+        if let Ok(address) = text.parse::<SocketAddr>() {
+            return Ok(address.into());
+        }
+        let Some((host, port)) = text.rsplit_once(':') else {
+            anyhow::bail!(
+                "invalid listen address {text:?}: expected host:port, e.g. 127.0.0.1:8686 or localhost:8686"
+            );
+        };
+        let port = port
+            .parse::<u16>()
+            .with_context(|| format!("invalid port in listen address {text:?}"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        anyhow::ensure!(
+            (!host.is_empty() && !host.contains(':')) || host.parse::<std::net::IpAddr>().is_ok(),
+            "invalid host in listen address {text:?}"
+        );
+        Ok(ListenAddr {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl TryFrom<String> for ListenAddr {
+    type Error = anyhow::Error;
+
+    fn try_from(text: String) -> Result<ListenAddr> {
+        text.parse()
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A source's secret (the HTTP token, the Forward shared key) as it is in force: read
+/// per request or connection, so a reload can replace it while the source serves.
+#[derive(Default)]
+pub struct LiveSecret(RwLock<Option<String>>);
+
+impl std::fmt::Debug for LiveSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = self.get().is_some();
+        f.debug_tuple("LiveSecret")
+            .field(&if set { "<redacted>" } else { "<none>" })
+            .finish()
+    }
+}
+
+impl LiveSecret {
+    /// A secret in force from the start; `None` means no authentication.
+    pub fn new(secret: Option<String>) -> LiveSecret {
+        LiveSecret(RwLock::new(secret))
+    }
+
+    /// The secret now in force.
+    pub fn get(&self) -> Option<String> {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Puts `secret` in force; true when it differs from the one before.
+    pub fn set(&self, secret: Option<String>) -> bool {
+        let mut guard = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let changed = *guard != secret;
+        *guard = secret;
+        changed
+    }
+}
 
 /// How a listener is exposed, for [`check_exposure`].
 #[derive(Debug, Clone, Copy)]
 pub struct Exposure {
     /// `http` or `forward`, as in `[sources.<source>]`.
     pub source: &'static str,
-    /// Where it listens.
-    pub listen: std::net::SocketAddr,
+    /// Where it listens (one of the addresses its `listen` resolves to).
+    pub listen: SocketAddr,
     /// The name of its secret setting (`token`, `shared_key`) when one is set.
     pub secret: Option<&'static str>,
     /// Whether it speaks TLS.
@@ -139,6 +263,7 @@ impl fluent::ForwardHandler for ForwardIntake {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), fluent::Refusal>> + Send + '_>>
     {
         Box::pin(async move {
+            let started = std::time::Instant::now();
             let source: std::sync::Arc<str> = format!("forward:{}", batch.tag).into();
             let mut collected = Collected {
                 record_field: self.record_field.clone(),
@@ -157,7 +282,7 @@ impl fluent::ForwardHandler for ForwardIntake {
                 .increment(collected.records.len() as u64);
             use crate::serve::worker::Refused;
             let pinned = self.router.for_tag(&batch.tag);
-            match self
+            let verdict = match self
                 .router
                 .submit(
                     pinned,
@@ -172,7 +297,17 @@ impl fluent::ForwardHandler for ForwardIntake {
                 Err(Refused::Busy | Refused::OutputsFull(_)) => Err(fluent::Refusal::Busy),
                 Err(Refused::Failed(why)) => Err(fluent::Refusal::Failed(why)),
                 Err(Refused::Closed) => Err(fluent::Refusal::Failed("shutting down".into())),
-            }
+            };
+            let status = match &verdict {
+                Ok(()) => "ok",
+                Err(fluent::Refusal::Busy) => "busy",
+                Err(fluent::Refusal::Failed(_)) => "error",
+            };
+            metrics::counter!("minewatch_requests_total", "source" => "forward", "status" => status)
+                .increment(1);
+            metrics::histogram!("minewatch_ack_seconds", "source" => "forward")
+                .record(started.elapsed().as_secs_f64());
+            verdict
         })
     }
 }

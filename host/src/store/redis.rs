@@ -300,9 +300,14 @@ impl RedisStore {
     /// Redis cannot be reached, or refused the scripts.
     pub fn ping(&mut self) -> Result<()> {
         let connection = self.connect()?;
-        redis::cmd("PING")
+        let answer = redis::cmd("PING")
             .query::<()>(&mut connection.connection)
-            .context("Redis did not answer PING")
+            .context("Redis did not answer PING");
+        if answer.is_err() {
+            // A broken connection stays broken: connect again next time.
+            self.connection = None;
+        }
+        answer
     }
 
     fn connect(&mut self) -> Result<&mut Connection> {

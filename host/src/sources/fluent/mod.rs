@@ -49,7 +49,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use server::{serve, serve_tls};
+pub use server::{serve, serve_live, serve_tls};
 
 // The msgpack helpers the HTTP source shares with Forward.
 pub(crate) use protocol::{ProtocolError, StreamEntry, gunzip, read_entries};
@@ -119,14 +119,14 @@ pub trait ForwardHandler: Send + Sync + 'static {
 }
 
 /// Settings of the Forward server, deserialisable from the configuration file.
-#[derive(Clone, serde::Deserialize)]
+#[derive(Clone, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardConfig {
-    /// Address to listen on (TCP, and UDP for heartbeats); loopback unless you mean
-    /// otherwise. Beyond loopback, `serve` refuses to start without a shared key (or
+    /// Address to listen on (TCP, and UDP for heartbeats), `host:port` (an IP address or a
+    /// name such as `localhost`); loopback unless you mean otherwise. Beyond loopback, `serve` refuses to start without a shared key (or
     /// `tls_client_ca`), and with a shared key but no TLS, unless
     /// `allow_unauthenticated` or `allow_plaintext` says otherwise.
-    pub listen: std::net::SocketAddr,
+    pub listen: crate::sources::ListenAddr,
     /// Shared key for the HELO/PING/PONG handshake; none disables authentication.
     /// `--forward-shared-key` or the `MINEWATCH_FORWARD_SHARED_KEY` environment variable
     /// override it.
@@ -162,7 +162,7 @@ pub struct ForwardConfig {
 impl Default for ForwardConfig {
     fn default() -> Self {
         ForwardConfig {
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 24224)),
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 24224)).into(),
             shared_key: None,
             tls_cert: None,
             tls_key: None,
@@ -250,14 +250,17 @@ impl ForwardConfig {
     /// What is wrong, and what to set instead.
     pub fn check(&self) -> anyhow::Result<()> {
         self.validate()?;
-        crate::sources::check_exposure(&crate::sources::Exposure {
-            source: "forward",
-            listen: self.listen,
-            secret: self.shared_key.as_ref().map(|_| "shared_key"),
-            tls: self.tls_cert.is_some(),
-            client_certificates: self.tls_client_ca.is_some(),
-            allow_plaintext: self.allow_plaintext,
-            allow_unauthenticated: self.allow_unauthenticated,
-        })
+        for listen in self.listen.resolve()? {
+            crate::sources::check_exposure(&crate::sources::Exposure {
+                source: "forward",
+                listen,
+                secret: self.shared_key.as_ref().map(|_| "shared_key"),
+                tls: self.tls_cert.is_some(),
+                client_certificates: self.tls_client_ca.is_some(),
+                allow_plaintext: self.allow_plaintext,
+                allow_unauthenticated: self.allow_unauthenticated,
+            })?;
+        }
+        Ok(())
     }
 }

@@ -25,6 +25,7 @@ use tracing::{debug, error, info, warn};
 use super::protocol::{self, Decoded, FrameScanner, Limits, ProtocolError};
 use super::{ForwardConfig, ForwardHandler, Refusal};
 use crate::serve::worker::Receiving;
+use crate::sources::LiveSecret;
 use crate::tls::server::ServerTls;
 
 /// Messages at least this large are decoded (and inflated) on a blocking thread.
@@ -62,6 +63,21 @@ pub async fn serve_tls(
     handler: Arc<dyn ForwardHandler>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let key = Arc::new(LiveSecret::new(config.shared_key.clone()));
+    serve_live(listener, config, tls, key, handler, shutdown).await
+}
+
+/// [`serve_tls`], with the shared key read from `key` as each connection starts (its
+/// HELO, or none when `key` holds none), so a reload can replace it while serving;
+/// `config.shared_key` is not used.
+pub async fn serve_live(
+    listener: TcpListener,
+    config: ForwardConfig,
+    tls: Option<Arc<ServerTls>>,
+    key: Arc<LiveSecret>,
+    handler: Arc<dyn ForwardHandler>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     config.validate()?;
     let address = listener.local_addr()?;
     let config = Arc::new(config);
@@ -80,7 +96,7 @@ pub async fn serve_tls(
 
     info!(
         %address,
-        shared_key = config.shared_key.is_some(),
+        shared_key = key.get().is_some(),
         tls = tls.is_some(),
         "Serving the Fluent Forward protocol."
     );
@@ -101,6 +117,7 @@ pub async fn serve_tls(
                             peer,
                             Arc::clone(&config),
                             tls.clone(),
+                            key.get(),
                             Arc::clone(&handler),
                             stopped.clone(),
                             slot,
@@ -177,11 +194,16 @@ async fn answer_heartbeats(socket: UdpSocket) {
 
 /// Runs one connection (its TLS handshake first, when configured) to its end and logs
 /// why it ended.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one connection's parts, each handed on once"
+)]
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     config: Arc<ForwardConfig>,
     tls: Option<Arc<ServerTls>>,
+    shared_key: Option<String>,
     handler: Arc<dyn ForwardHandler>,
     mut stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
@@ -192,7 +214,7 @@ async fn connection(
     }
     debug!(peer = %peer, "Accepted a Forward connection.");
     match tls {
-        None => converse(stream, peer, config, handler, stopped).await,
+        None => converse(stream, peer, config, shared_key, handler, stopped).await,
         Some(tls) => {
             let handshake = tokio::select! {
                 biased;
@@ -200,7 +222,7 @@ async fn connection(
                 handshake = tls.accept(stream, peer) => handshake,
             };
             if let Some(stream) = handshake {
-                converse(stream, peer, config, handler, stopped).await;
+                converse(stream, peer, config, shared_key, handler, stopped).await;
             }
         }
     }
@@ -211,6 +233,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
     peer: SocketAddr,
     config: Arc<ForwardConfig>,
+    shared_key: Option<String>,
     handler: Arc<dyn ForwardHandler>,
     stopped: watch::Receiver<bool>,
 ) {
@@ -220,6 +243,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         peer,
         idle: Duration::from_secs(idle_timeout_secs),
         config,
+        shared_key,
         handler,
         buf: BytesMut::new(),
         scanner: FrameScanner::default(),
@@ -283,6 +307,8 @@ struct Connection<S> {
     peer: SocketAddr,
     idle: Duration,
     config: Arc<ForwardConfig>,
+    /// The shared key in force when the connection started, if any.
+    shared_key: Option<String>,
     handler: Arc<dyn ForwardHandler>,
     /// Bytes read but not yet handled; it always starts at a message boundary.
     buf: BytesMut,
@@ -296,7 +322,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Handles messages until the client closes, the server stops, or something is wrong.
     async fn run(&mut self, mut stopped: watch::Receiver<bool>) -> Result<(), Close> {
         let mut nonce = None;
-        if self.config.shared_key.is_some() {
+        if self.shared_key.is_some() {
             let fresh: [u8; 16] = rand::random();
             self.write(&protocol::encode_helo(&fresh)).await?;
             nonce = Some(fresh);
@@ -344,7 +370,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Checks the client's PING against the HELO nonce and answers PONG.
     async fn authenticate(&mut self, frame: &[u8], nonce: &[u8]) -> Result<(), Close> {
-        let shared_key = self.config.shared_key.as_deref().unwrap_or_default();
+        let shared_key = self.shared_key.as_deref().unwrap_or_default();
         let verdict = protocol::answer_ping(frame, nonce, shared_key, &self.config.self_hostname);
         self.write(&verdict.pong).await?;
         match verdict.refusal {
@@ -369,6 +395,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Decodes one event message, hands it to the handler and acks it when accepted.
     async fn handle_message(&mut self, frame: Bytes, receiving: Receiving) -> Result<(), Close> {
+        metrics::counter!("minewatch_received_bytes_total", "source" => "forward")
+            .increment(frame.len() as u64);
         let limits = Limits {
             max_decompressed_bytes: self.config.max_decompressed_bytes,
         };
