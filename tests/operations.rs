@@ -67,7 +67,7 @@ fn config(dir: &Dir, token: &str, extra: &str) -> PathBuf {
     dir.write(
         "minewatch.toml",
         format!(
-            "memory = true\nsettle_ms = 0\n{extra}\n[sources.http]\ntoken = \"{token}\"\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n"
+            "memory = true\nspool_dir = \"spool\"\nsettle_ms = 0\n{extra}\n[sources.http]\ntoken = \"{token}\"\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n"
         ),
     )
 }
@@ -116,7 +116,7 @@ fn a_reload_keeps_the_token_of_the_environment_and_names_a_new_listen_address() 
     let (dir, _) = setup();
     let file = |listen: &str, token: &str| {
         format!(
-            "memory = true\nsettle_ms = 0\n[sources.http]\nlisten = \"{listen}\"\ntoken = \"{token}\"\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n"
+            "memory = true\nspool_dir = \"spool\"\nsettle_ms = 0\n[sources.http]\nlisten = \"{listen}\"\ntoken = \"{token}\"\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n"
         )
     };
     dir.write("minewatch.toml", file("127.0.0.1:0", "file-token"));
@@ -150,7 +150,7 @@ fn http_errors_are_json_and_every_answer_is_counted() {
     let (dir, _) = setup();
     dir.write(
         "minewatch.toml",
-        "memory = true\nsettle_ms = 0\n[sources.http]\nlisten = \"localhost:0\"\nmax_body_bytes = 4096\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n",
+        "memory = true\nspool_dir = \"spool\"\nsettle_ms = 0\n[sources.http]\nlisten = \"localhost:0\"\nmax_body_bytes = 4096\n\n[[outputs]]\ntype = \"file\"\npath = \"alerts.ndjson\"\n",
     );
     let server = Server::start(&dir, &["--config", "minewatch.toml"]);
     let big = "x".repeat(10_000);
@@ -236,7 +236,7 @@ fn metrics_follow_prometheus_conventions_from_start_up() {
     dir.write(
         "minewatch.toml",
         format!(
-            "memory = true\n[sources.http]\nlisten = \"localhost:0\"\n[sources.forward]\nlisten = \"localhost:0\"\n\n\
+            "memory = true\nspool_dir = \"spool\"\n[sources.http]\nlisten = \"localhost:0\"\n[sources.forward]\nlisten = \"localhost:0\"\n\n\
              [[outputs]]\ntype = \"http\"\nname = \"siem\"\nendpoint = \"http://{dead}/\"\n\n\
              [[outputs]]\ntype = \"file\"\nname = \"archive\"\npath = \"alerts.ndjson\"\n"
         ),
@@ -319,7 +319,7 @@ fn alerts_written_to_a_file_are_counted_as_sent() {
     let (dir, _) = setup();
     dir.write(
         "minewatch.toml",
-        "memory = true\nsettle_ms = 0\n[sources.http]\nlisten = \"127.0.0.1:0\"\n\n[[outputs]]\ntype = \"file\"\nname = \"archive\"\npath = \"alerts.ndjson\"\npassthrough = true\n",
+        "memory = true\nspool_dir = \"spool\"\nsettle_ms = 0\n[sources.http]\nlisten = \"127.0.0.1:0\"\n\n[[outputs]]\ntype = \"file\"\nname = \"archive\"\npath = \"alerts.ndjson\"\npassthrough = true\n",
     );
     let server = Server::start(&dir, &["--config", "minewatch.toml"]);
     assert_eq!(events_status(&server, "unused"), 200);

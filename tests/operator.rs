@@ -188,7 +188,7 @@ fn memory_keeps_nothing_on_disk_and_a_spool_needs_a_directory() {
         .assert_exit(&dir, 1);
     assert!(
         String::from_utf8_lossy(&out.stderr)
-            .contains("output siem spools undelivered alerts on disk, but memory = true"),
+            .contains("spools undelivered alerts on disk, but memory = true"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

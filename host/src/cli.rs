@@ -122,7 +122,7 @@ pub struct RunArgs {
 /// `minewatch serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
-    /// Listen for HTTP (`POST /events`, `/health`, `/metrics`) on this address.
+    /// Listen for HTTP (`POST /events`, `/firehose`, `/tenants/{name}/...`, `GET /health`, `/ready`, `/metrics`) on this address (`host:port`; port 0 picks a free one, logged at start).
     #[arg(long, value_name = "ADDR")]
     pub http: Option<minewatch::sources::ListenAddr>,
     /// Listen for the Fluent Forward protocol (Fluent Bit / Fluentd `out_forward`) on this address.

@@ -234,7 +234,7 @@ impl Config {
 
     /// Every problem [`Config::check`] finds, not only the first (for `validate`).
     pub fn problems(&self) -> Vec<String> {
-        let checks: [&dyn Fn() -> Result<()>; 4] = [
+        let checks: [&dyn Fn() -> Result<()>; 3] = [
             &|| self.check_default_tenant(),
             &|| {
                 let mut basic = self.clone();
@@ -243,33 +243,46 @@ impl Config {
                 basic.route_field = None;
                 basic.check()
             },
-            &|| self.check_outputs(),
             &|| self.tenant_specs().map(|_| ()),
         ];
-        checks
+        let mut problems: Vec<String> = checks
             .iter()
             .filter_map(|check| check().err().map(|e| format!("{e:#}")))
-            .collect()
+            .collect();
+        problems.extend(self.output_problems());
+        problems
     }
 
     /// Output names are unique (they name spool directories and metrics), and a spool
     /// has a directory even when nothing else is kept on disk.
     fn check_outputs(&self) -> Result<()> {
+        match self.output_problems().into_iter().next() {
+            Some(problem) => Err(anyhow::anyhow!(problem)),
+            None => Ok(()),
+        }
+    }
+
+    /// Every problem [`Config::check_outputs`] would name, in order.
+    fn output_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         for (i, output) in self.outputs.iter().enumerate() {
             let name = output.display_name(i);
-            anyhow::ensure!(
-                names.insert(name.clone()),
-                "two outputs are named {name:?}: output names must differ (they name the \
-                 spool directories and the metrics)"
-            );
-            anyhow::ensure!(
-                !(output.spools() && self.memory && self.spool_dir.is_none()),
-                "output {name} spools undelivered alerts on disk, but memory = true keeps \
-                 nothing there: set spool_dir to the directory it may use"
-            );
+            if !names.insert(name.clone()) {
+                problems.push(format!(
+                    "two outputs are named {name:?}: output names must differ (they name the \
+                     spool directories and the metrics)"
+                ));
+            }
+            if output.spools() && self.memory && self.spool_dir.is_none() {
+                problems.push(format!(
+                    "output {name} (number {}) spools undelivered alerts on disk, but memory = \
+                     true keeps nothing there: set spool_dir to the directory it may use",
+                    i + 1
+                ));
+            }
         }
-        Ok(())
+        problems
     }
 
     /// Where network outputs spool.

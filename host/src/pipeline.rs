@@ -638,6 +638,17 @@ impl Pipeline {
                 ]
             })
             .collect();
+        if self.outputs.iter().all(|o| o.passthrough) {
+            // A transform writes its input's lines only; the incident must not vanish.
+            for [native, _] in &incidents {
+                tracing::warn!(
+                    incident = %native,
+                    "An incident record has no alert output to go to (only passthrough \
+                     outputs); add an alert output, or turn incidents off with \
+                     [incidents] enabled = false."
+                );
+            }
+        }
         for output in &mut self.outputs {
             let format = match output.format {
                 Format::Native => 0,

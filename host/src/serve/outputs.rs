@@ -170,6 +170,12 @@ impl AlertSink for Counted {
         Ok(())
     }
 
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.sink.write_line(line)?;
+        self.pending += 1;
+        Ok(())
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.sink.flush()?;
         if self.pending > 0 {

@@ -420,6 +420,7 @@ fn needs_restart(
     );
     differ("route_field", old.route_field == new.route_field);
     differ("incidents", old.incidents == new.incidents);
+    differ("spool_dir", old.spool_dir == new.spool_dir);
     match (&old.sources.http, &new.sources.http) {
         (Some(o), Some(n)) => {
             differ("sources.http.listen", o.listen == n.listen);

@@ -19,7 +19,7 @@ pub mod retry;
 mod sink;
 pub mod spool;
 
-pub use sink::AlertSink;
+pub use sink::{AlertSink, line_item};
 
 /// One sink written by several pipelines (one per tenant): each call takes the lock,
 /// so lines never interleave; a flush makes every tenant's queued lines durable.
@@ -201,6 +201,10 @@ impl AlertSink for MemorySink {
             .unwrap_or_else(|p| p.into_inner())
             .push(item.clone());
         Ok(())
+    }
+
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.write(&line_item(line))
     }
 
     fn flush(&mut self) -> Result<()> {

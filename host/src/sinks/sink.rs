@@ -17,16 +17,11 @@ pub trait AlertSink: Send {
 
     /// Queues one line of input passed through unchanged (a passthrough output): its
     /// bytes, without the newline. Sinks that write lines write it as it is; the others
-    /// write it as the JSON it holds, or as a JSON string when it is not JSON.
+    /// write [`line_item`]. No default, so a wrapper cannot lose the bytes by forgetting it.
     ///
     /// # Errors
     /// Writing failed.
-    fn write_line(&mut self, line: &[u8]) -> Result<()> {
-        match serde_json::from_slice::<Value>(line) {
-            Ok(item) => self.write(&item),
-            Err(_) => self.write(&Value::String(String::from_utf8_lossy(line).into_owned())),
-        }
-    }
+    fn write_line(&mut self, line: &[u8]) -> Result<()>;
 
     /// Makes everything queued durable (a file or spool: written and fsynced) or
     /// delivered (stdout: flushed).
@@ -47,4 +42,11 @@ pub trait AlertSink: Send {
     fn spool(&self) -> Option<super::spool::SpoolHandle> {
         None
     }
+}
+
+/// A passed-through line as an item, for sinks that send items rather than lines: the
+/// JSON it holds, or the line as a JSON string when it is not JSON.
+pub fn line_item(line: &[u8]) -> Value {
+    serde_json::from_slice(line)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(line).into_owned()))
 }

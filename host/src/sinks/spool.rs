@@ -1376,6 +1376,12 @@ impl<D: Delivery> AlertSink for SpooledSink<D> {
         self.writer.append(&self.line)
     }
 
+    /// Deliveries frame items as JSON (HEC envelopes, Forward records), so a line goes
+    /// in as the item it holds ([`super::line_item`]).
+    fn write_line(&mut self, line: &[u8]) -> Result<()> {
+        self.write(&super::line_item(line))
+    }
+
     fn flush(&mut self) -> Result<()> {
         self.writer
             .sync()

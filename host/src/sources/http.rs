@@ -494,7 +494,8 @@ async fn ingest(
             "missing or wrong X-Amz-Firehose-Access-Key: set the access key of the Firehose \
              stream's HTTP endpoint destination to the token of [sources.http]"
         } else {
-            "missing or wrong bearer token"
+            "missing or wrong token: send the token of [sources.http] as \
+             `Authorization: Bearer <token>`"
         };
         return Outcome::refused(StatusCode::UNAUTHORIZED, reason);
     }
@@ -617,7 +618,7 @@ async fn render_metrics(State(state): State<Arc<HttpState>>, headers: HeaderMap)
     if !authorized(&state, &headers, false) {
         return reply(
             StatusCode::UNAUTHORIZED,
-            json!({"error": "missing or wrong bearer token"}),
+            json!({"error": "missing or wrong token: send the token of [sources.http] as `Authorization: Bearer <token>`"}),
             None,
         );
     }
