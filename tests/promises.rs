@@ -50,7 +50,8 @@ fn split_case() -> (String, String) {
 /// each request run on arrival, `extra` appended.
 fn config(dir: &Dir, memory: bool, extra: &str) -> String {
     let store = if memory {
-        "memory = true\n".to_string()
+        // Nothing on disk but the spools of network outputs, which need a directory.
+        format!("memory = true\nspool_dir = \"{}\"\n", dir.join("spool").display())
     } else {
         format!("state_dir = \"{}\"\n", dir.join("state").display())
     };
