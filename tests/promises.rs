@@ -51,7 +51,10 @@ fn split_case() -> (String, String) {
 fn config(dir: &Dir, memory: bool, extra: &str) -> String {
     let store = if memory {
         // Nothing on disk but the spools of network outputs, which need a directory.
-        format!("memory = true\nspool_dir = \"{}\"\n", dir.join("spool").display())
+        format!(
+            "memory = true\nspool_dir = \"{}\"\n",
+            dir.join("spool").display()
+        )
     } else {
         format!("state_dir = \"{}\"\n", dir.join("state").display())
     };
