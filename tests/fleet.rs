@@ -18,15 +18,15 @@ use serde_json::Value;
 use crate::util::{Dir, Server, alerts, command, generate_scenario, incidents, post, setup};
 
 /// A `redis-server` on a free loopback port, persisting every write before it answers
-/// (`appendfsync always`), killed when dropped.
-struct Redis {
+/// (`appendfsync always`), killed when dropped. Other test modules start theirs here too.
+pub(crate) struct Redis {
     child: Option<Child>,
     port: u16,
     dir: PathBuf,
 }
 
 impl Redis {
-    fn start(dir: &Path) -> Redis {
+    pub(crate) fn start(dir: &Path) -> Redis {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -41,7 +41,7 @@ impl Redis {
         redis
     }
 
-    fn launch(&mut self) {
+    pub(crate) fn launch(&mut self) {
         std::fs::create_dir_all(&self.dir).unwrap();
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
@@ -71,14 +71,14 @@ impl Redis {
     }
 
     /// SIGKILL: no shutdown save, only what was fsynced survives.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().unwrap();
             child.wait().unwrap();
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)
     }
 

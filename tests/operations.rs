@@ -6,11 +6,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::fleet::Redis;
 use crate::util::{Dir, Server, gzip, launch, ndjson, post, setup};
 
 /// GETs a path with an optional bearer token; returns status and body.
@@ -331,71 +331,6 @@ fn alerts_written_to_a_file_are_counted_as_sent() {
     server.stop();
 }
 
-/// A redis-server of its own on a free port, restartable on the same port.
-struct Redis {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Redis {
-    fn start(dir: &Path) -> Redis {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut redis = Redis {
-            child: None,
-            port,
-            dir: dir.to_path_buf(),
-        };
-        redis.launch();
-        redis
-    }
-
-    fn launch(&mut self) {
-        std::fs::create_dir_all(&self.dir).unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is needed for these tests (.ci/run installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// `/ready`'s status and reasons.
 fn readiness(server: &Server) -> (u16, Vec<String>) {
     let (status, body) = get(server, "/ready", None);
@@ -415,7 +350,7 @@ fn readiness(server: &Server) -> (u16, Vec<String>) {
 fn ready_fails_while_redis_is_down_and_recovers_with_it() {
     let (dir, _) = setup();
     let mut redis = Redis::start(&dir.join("redis"));
-    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let url = redis.url();
     let server = Server::start(
         &dir,
         &[
