@@ -1,4 +1,4 @@
-//! The Fluent Bit plugin (`fluent-bit/`): the detections as a core `wasm32-wasip1`
+//! The Fluent Bit plugin (`guest/fluent-bit/`): the detections as a core `wasm32-wasip1`
 //! module, driven here with wasmtime exactly as Fluent Bit's `filter_wasm` drives it
 //! (`event_format json`): the tag and the record are copied into the module with its
 //! exported `malloc`, NUL-terminated, the filter function is called with their addresses,

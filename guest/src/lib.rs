@@ -3,7 +3,7 @@
 //! This crate compiles twice: to the `wasm32-wasip2` component the host embeds (with
 //! `bindings.rs` binding it to the WIT world in `../wit`; feature `component`, on by
 //! default), and natively, so the host can run the very same logic outside the sandbox
-//! (differential tests, benchmarks). The Fluent Bit plugin (`fluent-bit/`) builds it a
+//! (differential tests, benchmarks). The Fluent Bit plugin (`guest/fluent-bit/`) builds it a
 //! third way: into a core wasm module, without the WIT edge.
 //!
 //! Layout:

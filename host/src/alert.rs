@@ -1,7 +1,7 @@
 //! Alerts as they leave minewatch: the detector's finding enriched by the host with the
 //! detection's catalogue entry and the tenant, in the native format or as an OCSF
 //! Detection Finding. The native format itself is `minewatch_guest::render`, shared with
-//! the Fluent Bit plugin (`fluent-bit/`).
+//! the Fluent Bit plugin (`guest/fluent-bit/`).
 
 use minewatch_guest::render;
 use minewatch_guest::{Alert, Detection, DetectorInfo};
