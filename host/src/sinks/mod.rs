@@ -15,6 +15,8 @@ use serde_json::Value;
 pub mod forward;
 pub mod hec;
 pub mod http;
+#[cfg(test)]
+mod network_tests;
 pub mod retry;
 mod sink;
 pub mod spool;

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::super::AlertSink;
-use super::super::forward::ForwardConfig;
-use super::super::hec::HecConfig;
-use super::super::http::HttpConfig;
-use super::{Depth, SpoolOptions, open, output_dir};
+use super::AlertSink;
+use super::forward::ForwardConfig;
+use super::hec::HecConfig;
+use super::http::HttpConfig;
+use super::spool::{Depth, SpoolOptions, open, output_dir};
 
 /// Longest any test waits for a condition.
 const PATIENCE: Duration = Duration::from_secs(10);
