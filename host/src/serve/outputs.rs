@@ -91,31 +91,12 @@ impl OutputConfig {
     /// # Errors
     /// The first invalid setting, named.
     pub fn check(&self) -> Result<Vec<crate::tls::Finding>> {
-        let tls = match &self.kind {
-            OutputKind::Stdout {} | OutputKind::File { .. } => None,
-            OutputKind::Http(config) => {
-                config.delivery()?;
-                config
-                    .endpoint
-                    .starts_with("https:")
-                    .then(|| config.client_tls())
-            }
-            OutputKind::SplunkHec(config) => {
-                config.delivery()?;
-                config
-                    .endpoint
-                    .starts_with("https:")
-                    .then(|| config.client_tls())
-            }
-            OutputKind::Forward(config) => {
-                config.delivery()?;
-                config.tls.then(|| config.client_tls())
-            }
-        };
-        Ok(match tls {
-            Some(tls) => tls.findings()?,
-            None => Vec::new(),
-        })
+        match &self.kind {
+            OutputKind::Stdout {} | OutputKind::File { .. } => Ok(Vec::new()),
+            OutputKind::Http(config) => config.check(),
+            OutputKind::SplunkHec(config) => config.check(),
+            OutputKind::Forward(config) => config.check(),
+        }
     }
 
     /// Opens the output; `index` numbers unnamed outputs, `spool_root` holds the spools

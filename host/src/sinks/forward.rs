@@ -27,7 +27,6 @@
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -36,15 +35,20 @@ use rmpv::Value as Pack;
 use serde::Deserialize;
 use sha2::{Digest, Sha512};
 
-use super::http::{Secret, item_time, sink_options};
+use super::http::{Secret, item_time};
 use super::retry::random_u64;
-use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+use super::settings::{Destination, NetworkOutput};
+use super::spool::{Delivery, DeliveryError};
 use crate::tls::client::ClientTls;
 
-/// The `forward` output's settings.
+/// The `forward` output's settings: [`ForwardDestination`] with the TLS and spool
+/// settings (the TLS ones need `tls = true`).
+pub type ForwardConfig = NetworkOutput<ForwardDestination>;
+
+/// The Fluent Forward receiver the `forward` output sends to, and how.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ForwardConfig {
+pub struct ForwardDestination {
     /// The receiver as `host:port`, e.g. `127.0.0.1:24224`.
     pub address: String,
     /// The events' tag.
@@ -78,44 +82,10 @@ pub struct ForwardConfig {
     /// events then travel encrypted.
     #[serde(default)]
     pub tls: bool,
-    /// PEM file of the CA certificates that sign the receiver's certificate, trusted
-    /// instead of the system trust store; needs `tls = true`.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Verify the receiver's certificate and name (default `true`). `false` accepts any
-    /// certificate, so anyone on the path can read the shared key's handshake and the
-    /// alerts; minewatch says so in a WARN log at start.
-    #[serde(default = "super::http::default_tls_verify")]
-    pub tls_verify: bool,
-    /// PEM certificate chain to present when the receiver asks for a client certificate
-    /// (mutual TLS); needs `tls_key`.
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
     /// The name the receiver's certificate must hold, also sent as SNI (Fluent Bit's
     /// `tls.vhost`) [default: the host of `address`].
     #[serde(default)]
     pub tls_server_name: Option<String>,
-    /// Most events in one message.
-    #[serde(default = "super::spool::default_batch_max_events")]
-    pub batch_max_events: usize,
-    /// Most bytes of items (as JSON) in one message.
-    #[serde(default = "super::spool::default_batch_max_bytes")]
-    pub batch_max_bytes: usize,
-    /// Undelivered bytes the spool holds before minewatch pushes back on its input.
-    #[serde(default = "super::spool::default_spool_max_bytes")]
-    pub spool_max_bytes: u64,
-    /// Size of one spool segment file, in bytes.
-    #[serde(default = "super::spool::default_spool_segment_bytes")]
-    pub spool_segment_bytes: u64,
-    /// Delay before the first retry of a failed send, in milliseconds.
-    #[serde(default = "super::spool::default_retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// Longest delay between retries, in milliseconds.
-    #[serde(default = "super::spool::default_retry_max_ms")]
-    pub retry_max_ms: u64,
 }
 
 /// Default tag of the events.
@@ -141,39 +111,15 @@ fn default_write_timeout_secs() -> u64 {
     30
 }
 
-impl ForwardConfig {
-    /// Checks the settings and starts the output, spooling in `<spool_dir>/<name>/`.
-    ///
-    /// # Errors
-    /// A setting is invalid (the message names it), or the spool cannot be opened.
-    pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<ForwardDelivery>> {
-        let delivery = self
-            .delivery_for(name)
-            .with_context(|| format!("output {name}: invalid forward settings"))?;
-        let dir = super::spool::output_dir(spool_dir, name)?;
-        SpooledSink::new(name, &dir, delivery, self.sink_options())
-            .with_context(|| format!("output {name}: failed to start"))
+impl Destination for ForwardDestination {
+    type Delivery = ForwardDelivery;
+    const TYPE: &'static str = "forward";
+
+    fn uses_tls(&self) -> bool {
+        self.tls
     }
 
-    /// The delivery alone, for tests and embedding.
-    ///
-    /// # Errors
-    /// The address, the tag, a timeout or the authentication settings are invalid.
-    pub fn delivery(&self) -> Result<ForwardDelivery> {
-        self.delivery_for("forward")
-    }
-
-    /// The output's TLS settings.
-    pub fn client_tls(&self) -> ClientTls {
-        ClientTls {
-            ca_file: self.ca_file.clone(),
-            verify: self.tls_verify,
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-        }
-    }
-
-    fn delivery_for(&self, name: &str) -> Result<ForwardDelivery> {
+    fn delivery(&self, client_tls: &ClientTls, name: &str) -> Result<ForwardDelivery> {
         let valid_address = self.address.rsplit_once(':').is_some_and(|(host, port)| {
             !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
         });
@@ -216,9 +162,9 @@ impl ForwardConfig {
                     format!("address {:?}", self.address)
                 }
             })?;
-            Some((self.client_tls().rustls(name)?, server_name))
+            Some((client_tls.rustls(name)?, server_name))
         } else {
-            if self.client_tls().any_set() || self.tls_server_name.is_some() {
+            if client_tls.any_set() || self.tls_server_name.is_some() {
                 bail!("ca_file, tls_verify, tls_cert, tls_key and tls_server_name need tls = true");
             }
             None
@@ -245,18 +191,6 @@ impl ForwardConfig {
             connection: None,
             auth_error_logged: false,
         })
-    }
-
-    /// Spool and batch settings.
-    pub fn sink_options(&self) -> SinkOptions {
-        sink_options(
-            self.batch_max_events,
-            self.batch_max_bytes,
-            self.spool_max_bytes,
-            self.spool_segment_bytes,
-            self.retry_initial_ms,
-            self.retry_max_ms,
-        )
     }
 }
 
@@ -566,31 +500,28 @@ impl Delivery for ForwardDelivery {
                 if let Some(connection) = self.connection.take() {
                     connection.close();
                 }
-                let error = match failure {
-                    SendError::Auth(error) => {
-                        if !self.auth_error_logged {
-                            self.auth_error_logged = true;
-                            tracing::error!(
-                                address = %self.address,
-                                error = format!("{error:#}"),
-                                "Forward receiver refused the handshake; fix the output's credentials. Alerts stay spooled."
-                            );
-                        }
-                        error
-                    }
-                    SendError::Tls(error) => {
-                        if !self.auth_error_logged {
-                            self.auth_error_logged = true;
-                            tracing::error!(
-                                address = %self.address,
-                                error = format!("{error:#}"),
-                                "TLS with the Forward receiver failed; fix the output's TLS settings or the receiver's certificate. Alerts stay spooled."
-                            );
-                        }
-                        error
-                    }
-                    SendError::Other(error) => error,
+                // Settings an operator must fix are logged once until a send succeeds.
+                let (error, fix) = match failure {
+                    SendError::Auth(error) => (
+                        error,
+                        Some(
+                            "Forward receiver refused the handshake; fix the output's credentials. Alerts stay spooled.",
+                        ),
+                    ),
+                    SendError::Tls(error) => (
+                        error,
+                        Some(
+                            "TLS with the Forward receiver failed; fix the output's TLS settings or the receiver's certificate. Alerts stay spooled.",
+                        ),
+                    ),
+                    SendError::Other(error) => (error, None),
                 };
+                if let Some(fix) = fix
+                    && !self.auth_error_logged
+                {
+                    self.auth_error_logged = true;
+                    tracing::error!(address = %self.address, error = format!("{error:#}"), "{fix}");
+                }
                 Err(DeliveryError::Retry(error))
             }
         }

@@ -17,44 +17,30 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 
-use super::http::{
-    Answer, Compression, Poster, Secret, endpoint_tls, item_time, parse_endpoint, sink_options,
-};
-use super::spool::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+use super::http::{Answer, Compression, Poster, Secret, endpoint_tls, item_time, parse_endpoint};
+use super::settings::{Destination, NetworkOutput};
+use super::spool::{Delivery, DeliveryError};
 use crate::tls::client::ClientTls;
 
 /// The HEC path events are posted to.
 pub const EVENT_PATH: &str = "/services/collector/event";
 
-/// The `splunk_hec` output's settings.
+/// The `splunk_hec` output's settings: [`HecDestination`] with the TLS and spool settings.
+pub type HecConfig = NetworkOutput<HecDestination>;
+
+/// The Splunk HTTP Event Collector the `splunk_hec` output sends to, and the events'
+/// metadata.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HecConfig {
+pub struct HecDestination {
     /// Base URL of the collector, e.g. `https://http-inputs-acme.splunkcloud.com` or
     /// `http://splunk:8088`; `/services/collector/event` is added unless the path already
     /// names a collector endpoint. Splunk Cloud takes `https://` only.
     pub endpoint: String,
-    /// PEM file of the CA certificates that sign the collector's certificate, trusted
-    /// instead of the system trust store (as curl's `--cacert`); `https://` only.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Verify the collector's certificate and host name (default `true`). `false`
-    /// accepts any certificate, so anyone on the path can read the token and the alerts;
-    /// minewatch says so in a WARN log at start.
-    #[serde(default = "super::http::default_tls_verify")]
-    pub tls_verify: bool,
-    /// PEM certificate chain to present when the collector (or a proxy in front of it)
-    /// asks for a client certificate (mutual TLS); needs `tls_key`.
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
     /// The HEC token, sent as `Authorization: Splunk <token>`.
     pub token: Secret,
     /// The events' `host` (default: this machine's host name).
@@ -76,26 +62,8 @@ pub struct HecConfig {
     #[serde(default)]
     pub compression: Compression,
     /// Timeout of one whole request (connect, send, answer), in seconds.
-    #[serde(default = "default_timeout_secs")]
+    #[serde(default = "super::http::default_timeout_secs")]
     pub timeout_secs: u64,
-    /// Most events in one request.
-    #[serde(default = "super::spool::default_batch_max_events")]
-    pub batch_max_events: usize,
-    /// Most bytes of items in one request, before the envelopes and compression.
-    #[serde(default = "super::spool::default_batch_max_bytes")]
-    pub batch_max_bytes: usize,
-    /// Undelivered bytes the spool holds before minewatch pushes back on its input.
-    #[serde(default = "super::spool::default_spool_max_bytes")]
-    pub spool_max_bytes: u64,
-    /// Size of one spool segment file, in bytes.
-    #[serde(default = "super::spool::default_spool_segment_bytes")]
-    pub spool_segment_bytes: u64,
-    /// Delay before the first retry of a failed request, in milliseconds.
-    #[serde(default = "super::spool::default_retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// Longest delay between retries, in milliseconds.
-    #[serde(default = "super::spool::default_retry_max_ms")]
-    pub retry_max_ms: u64,
 }
 
 /// Default `source` of the events.
@@ -119,43 +87,15 @@ fn default_incident_sourcetype() -> String {
     DEFAULT_INCIDENT_SOURCETYPE.to_string()
 }
 
-fn default_timeout_secs() -> u64 {
-    super::http::DEFAULT_TIMEOUT_SECS
-}
+impl Destination for HecDestination {
+    type Delivery = HecDelivery;
+    const TYPE: &'static str = "splunk_hec";
 
-impl HecConfig {
-    /// Checks the settings and starts the output, spooling in `<spool_dir>/<name>/`.
-    ///
-    /// # Errors
-    /// A setting is invalid (the message names it), or the spool cannot be opened.
-    pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<HecDelivery>> {
-        let delivery = self
-            .delivery_for(name)
-            .with_context(|| format!("output {name}: invalid splunk_hec settings"))?;
-        let dir = super::spool::output_dir(spool_dir, name)?;
-        SpooledSink::new(name, &dir, delivery, self.sink_options())
-            .with_context(|| format!("output {name}: failed to start"))
+    fn uses_tls(&self) -> bool {
+        self.endpoint.starts_with("https:")
     }
 
-    /// The delivery alone, for tests and embedding.
-    ///
-    /// # Errors
-    /// The endpoint or the token is invalid.
-    pub fn delivery(&self) -> Result<HecDelivery> {
-        self.delivery_for("splunk_hec")
-    }
-
-    /// The output's TLS settings.
-    pub fn client_tls(&self) -> ClientTls {
-        ClientTls {
-            ca_file: self.ca_file.clone(),
-            verify: self.tls_verify,
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-        }
-    }
-
-    fn delivery_for(&self, name: &str) -> Result<HecDelivery> {
+    fn delivery(&self, tls: &ClientTls, name: &str) -> Result<HecDelivery> {
         let url = event_url(&self.endpoint)?;
         let token = self.token.expose().trim();
         if token.is_empty() {
@@ -168,7 +108,7 @@ impl HecConfig {
             "Authorization".to_string(),
             Secret::new(format!("Splunk {token}")),
         );
-        let tls = endpoint_tls(&url, &self.client_tls(), name)?;
+        let tls = endpoint_tls(&url, tls, name)?;
         let poster = Poster::new(
             url,
             &headers,
@@ -202,18 +142,6 @@ impl HecConfig {
             envelope,
             incident_envelope,
         })
-    }
-
-    /// Spool and batch settings.
-    pub fn sink_options(&self) -> SinkOptions {
-        sink_options(
-            self.batch_max_events,
-            self.batch_max_bytes,
-            self.spool_max_bytes,
-            self.spool_segment_bytes,
-            self.retry_initial_ms,
-            self.retry_max_ms,
-        )
     }
 }
 
@@ -379,8 +307,8 @@ mod tests {
     #[test]
     fn envelopes_carry_time_metadata_and_the_item() {
         let mut config = config("http://splunk:8088");
-        config.host = Some("sensor-1".into());
-        config.index = Some("security".into());
+        config.destination.host = Some("sensor-1".into());
+        config.destination.index = Some("security".into());
         let delivery = config.delivery().unwrap();
         let body = delivery.body(&[
             br#"{"time":"2024-12-16T18:41:07.250Z","detection":"x"}"#,
@@ -431,7 +359,7 @@ mod tests {
             serde_json::from_value::<HecConfig>(serde_json::json!({"endpoint": "http://s:8088"}));
         assert!(missing.is_err());
         let mut empty = config("http://s:8088");
-        empty.token = Secret::new(" ");
+        empty.destination.token = Secret::new(" ");
         assert!(
             empty
                 .delivery()

@@ -19,13 +19,13 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Deserialize;
 
-use super::spool::{Delivery, DeliveryError, SinkOptions, SpoolOptions, SpooledSink};
+use super::settings::{Destination, NetworkOutput};
+use super::spool::{Delivery, DeliveryError};
 use crate::tls::client::{ClientTls, Probe};
 
 /// A configuration value kept out of logs and `Debug` output (tokens, keys, headers).
@@ -73,30 +73,17 @@ pub enum Compression {
     Gzip,
 }
 
-/// The `http` output's settings.
+/// The `http` output's settings: [`HttpDestination`] with the TLS and spool settings.
+pub type HttpConfig = NetworkOutput<HttpDestination>;
+
+/// Where and how the `http` output POSTs.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct HttpConfig {
+pub struct HttpDestination {
     /// The `http://` or `https://` URL to POST to, e.g. `http://127.0.0.1:8080/` for
     /// Vector or `https://alerts.example.com:9880/minewatch.alert` for Fluent Bit (the
     /// path is the tag).
     pub endpoint: String,
-    /// PEM file of the CA certificates that sign the receiver's certificate, trusted
-    /// instead of the system trust store (as curl's `--cacert`); `https://` only.
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Verify the receiver's certificate and host name (default `true`). `false` accepts
-    /// any certificate, so anyone on the path can read and change the alerts; minewatch
-    /// says so in a WARN log at start.
-    #[serde(default = "default_tls_verify")]
-    pub tls_verify: bool,
-    /// PEM certificate chain to present when the receiver asks for a client certificate
-    /// (mutual TLS); needs `tls_key`.
-    #[serde(default)]
-    pub tls_cert: Option<PathBuf>,
-    /// PEM private key of `tls_cert` (PKCS #8, PKCS #1 or SEC1, unencrypted).
-    #[serde(default)]
-    pub tls_key: Option<PathBuf>,
     /// How alerts are framed in a request body: `ndjson` (the default) or `json_array`.
     /// (Named `framing` because `format` chooses native or OCSF alerts on every output.)
     #[serde(default)]
@@ -110,73 +97,22 @@ pub struct HttpConfig {
     /// Timeout of one whole request (connect, send, answer), in seconds.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
-    /// Most items in one request.
-    #[serde(default = "super::spool::default_batch_max_events")]
-    pub batch_max_events: usize,
-    /// Most bytes of items in one request, before compression (a bigger single item goes alone).
-    #[serde(default = "super::spool::default_batch_max_bytes")]
-    pub batch_max_bytes: usize,
-    /// Undelivered bytes the spool holds before minewatch pushes back on its input.
-    #[serde(default = "super::spool::default_spool_max_bytes")]
-    pub spool_max_bytes: u64,
-    /// Size of one spool segment file, in bytes.
-    #[serde(default = "super::spool::default_spool_segment_bytes")]
-    pub spool_segment_bytes: u64,
-    /// Delay before the first retry of a failed request, in milliseconds.
-    #[serde(default = "super::spool::default_retry_initial_ms")]
-    pub retry_initial_ms: u64,
-    /// Longest delay between retries, in milliseconds.
-    #[serde(default = "super::spool::default_retry_max_ms")]
-    pub retry_max_ms: u64,
 }
 
 /// Default request timeout, in seconds.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 30;
 
-fn default_timeout_secs() -> u64 {
+pub(super) fn default_timeout_secs() -> u64 {
     DEFAULT_TIMEOUT_SECS
 }
 
-/// `tls_verify` is on unless switched off.
-pub(super) fn default_tls_verify() -> bool {
-    true
-}
+impl Destination for HttpDestination {
+    type Delivery = HttpDelivery;
+    const TYPE: &'static str = "http";
 
-impl HttpConfig {
-    /// Checks the settings and starts the output, spooling in `<spool_dir>/<name>/`.
-    ///
-    /// # Errors
-    /// A setting is invalid (the message names it), or the spool cannot be opened.
-    pub fn build(&self, name: &str, spool_dir: &Path) -> Result<SpooledSink<HttpDelivery>> {
-        let delivery = self
-            .delivery_for(name)
-            .with_context(|| format!("output {name}: invalid http settings"))?;
-        let dir = super::spool::output_dir(spool_dir, name)?;
-        SpooledSink::new(name, &dir, delivery, self.sink_options())
-            .with_context(|| format!("output {name}: failed to start"))
-    }
-
-    /// The delivery alone, for tests and embedding.
-    ///
-    /// # Errors
-    /// The endpoint, a header or the timeout is invalid.
-    pub fn delivery(&self) -> Result<HttpDelivery> {
-        self.delivery_for("http")
-    }
-
-    /// The output's TLS settings.
-    pub fn client_tls(&self) -> ClientTls {
-        ClientTls {
-            ca_file: self.ca_file.clone(),
-            verify: self.tls_verify,
-            cert: self.tls_cert.clone(),
-            key: self.tls_key.clone(),
-        }
-    }
-
-    fn delivery_for(&self, name: &str) -> Result<HttpDelivery> {
+    fn delivery(&self, tls: &ClientTls, name: &str) -> Result<HttpDelivery> {
         let url = parse_endpoint(&self.endpoint, "endpoint")?;
-        let tls = endpoint_tls(&url, &self.client_tls(), name)?;
+        let tls = endpoint_tls(&url, tls, name)?;
         let poster = Poster::new(
             url,
             &self.headers,
@@ -191,38 +127,8 @@ impl HttpConfig {
         })
     }
 
-    /// Spool and batch settings.
-    pub fn sink_options(&self) -> SinkOptions {
-        sink_options(
-            self.batch_max_events,
-            self.batch_max_bytes,
-            self.spool_max_bytes,
-            self.spool_segment_bytes,
-            self.retry_initial_ms,
-            self.retry_max_ms,
-        )
-    }
-}
-
-/// [`SinkOptions`] from the settings every spooled output has.
-pub(super) fn sink_options(
-    batch_max_events: usize,
-    batch_max_bytes: usize,
-    spool_max_bytes: u64,
-    spool_segment_bytes: u64,
-    retry_initial_ms: u64,
-    retry_max_ms: u64,
-) -> SinkOptions {
-    SinkOptions {
-        spool: SpoolOptions {
-            max_bytes: spool_max_bytes,
-            segment_bytes: spool_segment_bytes,
-        },
-        batch_max_events,
-        batch_max_bytes,
-        retry_initial: Duration::from_millis(retry_initial_ms),
-        retry_max: Duration::from_millis(retry_max_ms),
-        ..SinkOptions::default()
+    fn uses_tls(&self) -> bool {
+        self.endpoint.starts_with("https:")
     }
 }
 
@@ -677,10 +583,8 @@ mod tests {
         .unwrap();
         let error = config.delivery().err().unwrap().to_string();
         assert!(error.contains("apply to https://"), "{error}");
-        let https = HttpConfig {
-            endpoint: "https://127.0.0.1:9/".into(),
-            ..config
-        };
+        let mut https = config.clone();
+        https.destination.endpoint = "https://127.0.0.1:9/".into();
         let error = format!("{:#}", https.delivery().err().unwrap());
         assert!(
             error.contains("ca_file /nonexistent/ca.pem: cannot read it"),
@@ -695,10 +599,10 @@ mod tests {
             "headers": {"Authorization": "Bearer s3cret"}
         }))
         .unwrap();
-        assert_eq!(config.framing, HttpFormat::Ndjson);
-        assert_eq!(config.timeout_secs, 30);
-        assert_eq!(config.batch_max_events, 500);
-        assert_eq!(config.retry_initial_ms, 200);
+        assert_eq!(config.destination.framing, HttpFormat::Ndjson);
+        assert_eq!(config.destination.timeout_secs, 30);
+        assert_eq!(config.spool.batch_max_events, 500);
+        assert_eq!(config.spool.retry_initial_ms, 200);
         assert!(!format!("{config:?}").contains("s3cret"));
         assert!(config.delivery().is_ok());
         let unknown = serde_json::from_value::<HttpConfig>(serde_json::json!({
@@ -707,12 +611,13 @@ mod tests {
         assert!(unknown.is_err());
         let mut reserved = config.clone();
         reserved
+            .destination
             .headers
             .insert("Content-Type".into(), Secret::new("text/plain"));
         assert!(reserved.delivery().is_err());
         let tmp = tempfile::tempdir().unwrap();
         let mut bad = config.clone();
-        bad.batch_max_events = 0;
+        bad.spool.batch_max_events = 0;
         let error = bad.build("web", tmp.path()).err().unwrap();
         assert!(
             format!("{error:#}").contains("batch_max_events"),

@@ -18,6 +18,7 @@ pub mod http;
 #[cfg(test)]
 mod network_tests;
 pub mod retry;
+pub mod settings;
 mod sink;
 pub mod spool;
 

@@ -13,21 +13,46 @@ use rustls::ClientConfig;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use serde::{Deserialize, Serialize};
 
 use super::{Finding, inspect_certificates, read_certificates, read_private_key};
 
-/// The TLS settings of one output, gathered from its flat keys (`ca_file`,
-/// `tls_verify`, `tls_cert`, `tls_key`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The TLS settings of one output, read from its flat keys `ca_file`, `tls_verify`,
+/// `tls_cert` and `tls_key`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClientTls {
-    /// PEM CA certificates trusted instead of the system's.
+    /// PEM file of the CA certificates that sign the receiver's certificate, trusted
+    /// instead of the system trust store (as curl's `--cacert`).
+    #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Verify the receiver's certificate and name.
+    /// Verify the receiver's certificate and host name (`tls_verify`, default `true`).
+    /// `false` accepts any certificate, so anyone on the path can read and change what
+    /// is sent; minewatch says so in a WARN log at start.
+    #[serde(rename = "tls_verify", default = "verify_by_default")]
     pub verify: bool,
-    /// PEM client certificate chain (mTLS).
+    /// PEM certificate chain to present when the receiver asks for a client certificate
+    /// (mutual TLS, `tls_cert`); needs `tls_key`.
+    #[serde(rename = "tls_cert", default)]
     pub cert: Option<PathBuf>,
-    /// PEM private key of `cert`.
+    /// PEM private key of `cert` (`tls_key`; PKCS #8, PKCS #1 or SEC1, unencrypted).
+    #[serde(rename = "tls_key", default)]
     pub key: Option<PathBuf>,
+}
+
+impl Default for ClientTls {
+    fn default() -> Self {
+        ClientTls {
+            ca_file: None,
+            verify: true,
+            cert: None,
+            key: None,
+        }
+    }
+}
+
+fn verify_by_default() -> bool {
+    true
 }
 
 /// The files read for a [`ClientTls`].

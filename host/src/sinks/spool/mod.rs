@@ -71,8 +71,9 @@ mod tests;
 mod writer;
 
 pub use dead_letter::DeadLetter;
+pub use delivery::{Delivery, DeliveryError};
 pub use reader::{Batch, SpoolReader};
-pub use spooled::{Delivery, DeliveryError, SinkOptions, SpooledSink};
+pub use spooled::{SinkOptions, SpooledSink};
 pub use writer::{Backlog, SpoolHandle, SpoolWriter};
 
 /// Default size limit of a spool, in bytes (256 MiB).
@@ -89,36 +90,6 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
 
 /// Name of the dead-letter file in an output's spool directory.
 pub const DEAD_LETTER_FILE: &str = "dead-letter.ndjson";
-
-/// Serde default of `batch_max_events`.
-pub(super) fn default_batch_max_events() -> usize {
-    DEFAULT_BATCH_MAX_EVENTS
-}
-
-/// Serde default of `batch_max_bytes`.
-pub(super) fn default_batch_max_bytes() -> usize {
-    DEFAULT_BATCH_MAX_BYTES
-}
-
-/// Serde default of `spool_max_bytes`.
-pub(super) fn default_spool_max_bytes() -> u64 {
-    DEFAULT_SPOOL_MAX_BYTES
-}
-
-/// Serde default of `spool_segment_bytes`.
-pub(super) fn default_spool_segment_bytes() -> u64 {
-    DEFAULT_SEGMENT_BYTES
-}
-
-/// Serde default of `retry_initial_ms`.
-pub(super) fn default_retry_initial_ms() -> u64 {
-    super::retry::DEFAULT_INITIAL_MS
-}
-
-/// Serde default of `retry_max_ms`.
-pub(super) fn default_retry_max_ms() -> u64 {
-    super::retry::DEFAULT_MAX_MS
-}
 
 /// Largest segment size accepted, since the newest segment is read whole on open.
 const MAX_SEGMENT_BYTES: u64 = 1024 * 1024 * 1024;
