@@ -29,7 +29,7 @@
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.
 //!
 //! ```
-//! use minewatch::config::EngineKind;
+//! use minewatch::runtime::EngineKind;
 //! use minewatch::intake::Location;
 //! use minewatch::pipeline::{Output, Pipeline, PipelineOptions};
 //! use minewatch::sinks::MemorySink;
@@ -95,7 +95,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 
-use config::EngineKind;
+use runtime::EngineKind;
 use runtime::{
     ComponentDetector, DetectorEngine, Engines, GuestLimits, NativeDetector, SharedStore,
 };

@@ -14,12 +14,11 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Result, ensure};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::{Config, EngineKind};
-use crate::runtime::GuestLimits;
+use crate::runtime::{EngineKind, GuestLimits};
 
 /// One `[[tenants]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,7 +74,11 @@ pub struct TenantSpec {
     pub route_values: Vec<String>,
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// Checks a tenant name: 1-64 ASCII letters, digits, `-` or `_`.
+///
+/// # Errors
+/// The name breaks that rule; the message quotes it.
+pub fn check_name(name: &str) -> Result<()> {
     ensure!(!name.is_empty(), "tenant names must not be empty");
     ensure!(
         name.len() <= 64
@@ -92,7 +95,9 @@ fn settings_json(table: &toml::Table) -> String {
 }
 
 impl TenantConfig {
-    fn spec(&self, defaults: &GuestLimits) -> TenantSpec {
+    /// The tenant resolved: its limits default to `defaults`, its tag prefix to
+    /// `tenants.<name>.`.
+    pub fn spec(&self, defaults: &GuestLimits) -> TenantSpec {
         let limits = GuestLimits {
             memory_mb: self.memory_mb.unwrap_or(defaults.memory_mb),
             batch_cpu_ms: self.batch_cpu_ms.unwrap_or(defaults.batch_cpu_ms),
@@ -114,79 +119,6 @@ impl TenantConfig {
             ),
             route_values: self.route_values.clone(),
         }
-    }
-}
-
-impl Config {
-    /// Every tenant, the default one (`tenant`) first.
-    ///
-    /// # Errors
-    /// A name is invalid or repeated, a limit is out of range, a route value or tag
-    /// prefix is claimed twice, or `route_values` are set without `route_field`.
-    pub fn tenant_specs(&self) -> Result<Vec<TenantSpec>> {
-        check_name(&self.tenant)?;
-        let default = match self.tenants.iter().find(|t| t.name == self.tenant) {
-            Some(entry) => TenantSpec {
-                forward_tag_prefix: None,
-                ..entry.spec(&self.limits)
-            },
-            None => TenantSpec {
-                name: self.tenant.clone(),
-                engine: self.engine,
-                component: self.component.clone(),
-                settings: self.detector_settings(),
-                limits: self.limits,
-                forward_tag_prefix: None,
-                route_values: Vec::new(),
-            },
-        };
-        let mut specs = vec![default];
-        for entry in self.tenants.iter().filter(|t| t.name != self.tenant) {
-            check_name(&entry.name)?;
-            if specs.iter().any(|s| s.name == entry.name) {
-                bail!("tenant {:?} is defined twice", entry.name);
-            }
-            specs.push(entry.spec(&self.limits));
-        }
-        for spec in &specs {
-            spec.limits
-                .check()
-                .map_err(|e| anyhow::anyhow!("tenant {}: {e}", spec.name))?;
-            ensure!(
-                spec.route_values.is_empty() || self.route_field.is_some(),
-                "tenant {} has route_values but no route_field is set",
-                spec.name
-            );
-        }
-        for (i, a) in specs.iter().enumerate() {
-            for b in &specs[i + 1..] {
-                if let Some(value) = a.route_values.iter().find(|v| b.route_values.contains(v)) {
-                    bail!(
-                        "route value {value:?} is claimed by tenants {} and {}",
-                        a.name,
-                        b.name
-                    );
-                }
-                if let (Some(pa), Some(pb)) = (&a.forward_tag_prefix, &b.forward_tag_prefix)
-                    && (pa.starts_with(pb.as_str()) || pb.starts_with(pa.as_str()))
-                {
-                    bail!(
-                        "forward tag prefixes {pa:?} ({}) and {pb:?} ({}) overlap",
-                        a.name,
-                        b.name
-                    );
-                }
-            }
-        }
-        Ok(specs)
-    }
-
-    /// The spec of the tenant `run` and `baseline build` use (`tenant`, or `--tenant`).
-    ///
-    /// # Errors
-    /// As [`Config::tenant_specs`].
-    pub fn default_tenant(&self) -> Result<TenantSpec> {
-        Ok(self.tenant_specs()?.swap_remove(0))
     }
 }
 
@@ -240,73 +172,5 @@ impl Routes {
         value
             .and_then(|value| self.route_values.iter().find(|(v, _)| v == value))
             .map_or(self.default.as_str(), |(_, tenant)| tenant.as_str())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(text: &str) -> Config {
-        toml::from_str(text).unwrap()
-    }
-
-    #[test]
-    fn tenants_resolve_with_defaults_and_routes() {
-        let config = config(
-            r#"
-route_field = "recipientAccountId"
-[limits]
-batch_cpu_ms = 250
-[[tenants]]
-name = "acme"
-memory_mb = 32
-route_values = ["111122223333"]
-[tenants.detector]
-identity = "arn"
-"#,
-        );
-        let specs = config.tenant_specs().unwrap();
-        assert_eq!(specs.len(), 2);
-        assert_eq!(specs[0].name, "default");
-        assert_eq!(specs[0].limits.batch_cpu_ms, 250);
-        let acme = &specs[1];
-        assert_eq!(acme.limits.memory_mb, 32);
-        assert_eq!(acme.limits.batch_cpu_ms, 250);
-        assert_eq!(acme.settings, r#"{"identity":"arn"}"#);
-        assert_eq!(acme.forward_tag_prefix.as_deref(), Some("tenants.acme."));
-        let routes = Routes::new(&specs, config.route_field.clone());
-        let mine = serde_json::json!({"recipientAccountId": "111122223333"});
-        let other = serde_json::json!({"recipientAccountId": "444455556666"});
-        assert_eq!(routes.for_record(&mine), "acme");
-        assert_eq!(routes.for_record(&other), "default");
-        assert_eq!(routes.for_tag("tenants.acme.cloudtrail"), Some("acme"));
-        assert_eq!(routes.for_tag("cloudtrail"), None);
-    }
-
-    #[test]
-    fn bad_tenants_are_named() {
-        for (text, expected) in [
-            ("[[tenants]]\nname = \"a/b\"\n", "must be 1-64"),
-            (
-                "[[tenants]]\nname = \"a\"\n[[tenants]]\nname = \"a\"\n",
-                "defined twice",
-            ),
-            (
-                "[[tenants]]\nname = \"a\"\nroute_values = [\"1\"]\n",
-                "no route_field",
-            ),
-            (
-                "[[tenants]]\nname = \"a\"\nbatch_cpu_ms = 0\n",
-                "tenant a: batch_cpu_ms",
-            ),
-            (
-                "[[tenants]]\nname = \"a\"\nforward_tag_prefix = \"x\"\n[[tenants]]\nname = \"b\"\nforward_tag_prefix = \"x.y\"\n",
-                "overlap",
-            ),
-        ] {
-            let error = config(text).tenant_specs().unwrap_err().to_string();
-            assert!(error.contains(expected), "{text}: {error}");
-        }
     }
 }

@@ -17,6 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use minewatch_guest::{DetectorInfo, Event, Outcome, ValueChange};
+use serde::Deserialize;
 use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -25,6 +26,17 @@ use crate::store::BaselineBackend;
 use convert::{empty_info, from_wit_info, from_wit_outcome, to_wit_field};
 pub use limits::{Engines, GuestLimits, GuestStopped, StopReason};
 use limits::{GuestLimiter, deadline_ticks};
+
+/// Which build of the detection logic runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The WebAssembly component in the wasmtime sandbox.
+    #[default]
+    Component,
+    /// The same Rust logic compiled into the host (no sandbox; for comparison).
+    Native,
+}
 
 /// Says what was given instead of a component, and what to build: a file that is not
 /// WebAssembly at all, or a core module (what `wasm32-wasip1` and `wasm32-unknown-unknown`

@@ -1,5 +1,6 @@
-//! The delivery thread of a [`SpooledSink`](super::SpooledSink): reads batches, hands
-//! them to the [`Delivery`](super::Delivery), retries, dead-letters, records progress.
+//! Delivery: the [`Delivery`] each network output implements, the [`DeliveryError`]s that
+//! decide a batch's fate, and the thread of a [`SpooledSink`](super::SpooledSink) that
+//! reads batches, hands them over, retries, dead-letters and records progress.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -9,9 +10,39 @@ use anyhow::anyhow;
 
 use super::dead_letter::DeadLetter;
 use super::reader::{Batch, SpoolReader};
-use super::spooled::{Delivery, DeliveryError};
 use super::{IDLE_WAIT, Position};
 use crate::sinks::retry::{Backoff, StopSignal};
+
+/// Why a delivery failed, which decides what happens to the batch.
+#[derive(Debug)]
+pub enum DeliveryError {
+    /// The receiver cannot take the batch now (unreachable, busy, timed out): the same
+    /// batch is tried again after a backoff.
+    Retry(anyhow::Error),
+    /// The receiver refused the batch for good: it goes to the dead-letter file.
+    Rejected(anyhow::Error),
+}
+
+impl std::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliveryError::Retry(error) => write!(f, "{error:#}"),
+            DeliveryError::Rejected(error) => write!(f, "rejected: {error:#}"),
+        }
+    }
+}
+
+impl std::error::Error for DeliveryError {}
+
+/// Sends batches of spooled lines to one receiver.
+pub trait Delivery: Send + 'static {
+    /// Sends `lines` (JSON documents, without newlines, in spool order); Ok means the
+    /// receiver took them all and they may be forgotten.
+    ///
+    /// # Errors
+    /// See [`DeliveryError`] for how each kind of failure is treated.
+    fn deliver(&mut self, lines: &[&[u8]]) -> Result<(), DeliveryError>;
+}
 
 /// The delivery thread's state.
 pub(super) struct Worker<D: Delivery> {

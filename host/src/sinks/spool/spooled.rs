@@ -11,44 +11,13 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::dead_letter::DeadLetter;
-use super::delivery::Worker;
+use super::delivery::{Delivery, Worker};
 use super::writer::{SpoolHandle, SpoolWriter};
 use super::{
     DEAD_LETTER_FILE, DEFAULT_BATCH_MAX_BYTES, DEFAULT_BATCH_MAX_EVENTS, Depth, SpoolOptions, open,
 };
 use crate::sinks::AlertSink;
 use crate::sinks::retry::{Backoff, StopSignal};
-
-/// Why a delivery failed, which decides what happens to the batch.
-#[derive(Debug)]
-pub enum DeliveryError {
-    /// The receiver cannot take the batch now (unreachable, busy, timed out): the same
-    /// batch is tried again after a backoff.
-    Retry(anyhow::Error),
-    /// The receiver refused the batch for good: it goes to the dead-letter file.
-    Rejected(anyhow::Error),
-}
-
-impl std::fmt::Display for DeliveryError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeliveryError::Retry(error) => write!(f, "{error:#}"),
-            DeliveryError::Rejected(error) => write!(f, "rejected: {error:#}"),
-        }
-    }
-}
-
-impl std::error::Error for DeliveryError {}
-
-/// Sends batches of spooled lines to one receiver.
-pub trait Delivery: Send + 'static {
-    /// Sends `lines` (JSON documents, without newlines, in spool order); Ok means the
-    /// receiver took them all and they may be forgotten.
-    ///
-    /// # Errors
-    /// See [`DeliveryError`] for how each kind of failure is treated.
-    fn deliver(&mut self, lines: &[&[u8]]) -> Result<(), DeliveryError>;
-}
 
 /// How a [`SpooledSink`] spools and delivers.
 #[derive(Debug, Clone)]
