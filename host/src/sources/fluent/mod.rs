@@ -37,7 +37,7 @@
 //! nobody else; the shared-key handshake then runs inside TLS. UDP heartbeats stay
 //! plaintext (they carry nothing).
 
-mod protocol;
+pub(crate) mod protocol;
 mod server;
 
 #[cfg(test)]

@@ -1122,3 +1122,12 @@ fn config_defaults_unknown_fields_and_secrets() {
     };
     assert!(empty_key.validate().is_err());
 }
+
+#[test]
+fn sha512_hex_matches_the_standard_vector() {
+    assert_eq!(
+        protocol::sha512_hex(&[b"a", b"bc"]),
+        "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
+         2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+    );
+}

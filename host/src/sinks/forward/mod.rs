@@ -25,21 +25,27 @@
 //! asks for a client certificate. A certificate the receiver or minewatch refuses is
 //! logged once at ERROR; alerts stay spooled until it is fixed.
 
-use std::io::{BufReader, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::io::{BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 use rmpv::Value as Pack;
 use serde::Deserialize;
-use sha2::{Digest, Sha512};
 
 use super::http::{Secret, item_time};
-use super::retry::random_u64;
 use super::settings::{Destination, NetworkOutput};
 use super::spool::{Delivery, DeliveryError};
 use crate::tls::client::ClientTls;
+
+mod connection;
+mod message;
+#[cfg(test)]
+mod tests;
+
+use connection::{Auth, Connection, SendError, Transport, alive, handshake, map_get};
+use message::{chunk_id, event_time, to_pack};
 
 /// The `forward` output's settings: [`ForwardDestination`] with the TLS and spool
 /// settings (the TLS ones need `tls = true`).
@@ -194,95 +200,6 @@ impl Destination for ForwardDestination {
     }
 }
 
-#[derive(Clone)]
-struct Auth {
-    shared_key: Secret,
-    self_hostname: String,
-    username: Option<String>,
-    password: Option<Secret>,
-}
-
-/// The byte stream under the Forward protocol: the socket, or TLS over it.
-enum Transport {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Transport {
-    fn tcp(&self) -> &TcpStream {
-        match self {
-            Transport::Plain(stream) => stream,
-            Transport::Tls(tls) => &tls.sock,
-        }
-    }
-}
-
-impl Read for Transport {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Transport::Plain(stream) => stream.read(buf),
-            Transport::Tls(tls) => tls.read(buf),
-        }
-    }
-}
-
-impl Write for Transport {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Transport::Plain(stream) => stream.write(buf),
-            Transport::Tls(tls) => tls.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Transport::Plain(stream) => stream.flush(),
-            Transport::Tls(tls) => tls.flush(),
-        }
-    }
-}
-
-/// One connection to the receiver; reads are buffered, writes go straight through.
-struct Connection {
-    reader: BufReader<Transport>,
-}
-
-impl Connection {
-    fn tcp(&self) -> &TcpStream {
-        self.reader.get_ref().tcp()
-    }
-
-    fn writer(&mut self) -> &mut Transport {
-        self.reader.get_mut()
-    }
-
-    /// Why the receiver dropped a TLS connection, when it said so with an alert (as a
-    /// TLS 1.3 server does after the handshake when it refuses the client's
-    /// certificate); read after a failed write or read.
-    fn refusal(&mut self, address: &str) -> Option<SendError> {
-        let Transport::Tls(tls) = self.writer() else {
-            return None;
-        };
-        let _ = tls.sock.set_read_timeout(Some(Duration::from_secs(1)));
-        let mut byte = [0u8; 1];
-        let error = tls.read(&mut byte).err()?;
-        let why = crate::tls::rustls_error(&error)?;
-        Some(SendError::Tls(anyhow!(
-            "{address} refused the TLS connection: {}",
-            crate::tls::explain(why)
-        )))
-    }
-
-    /// Closes the connection (with a TLS close_notify first, best effort).
-    fn close(mut self) {
-        if let Transport::Tls(tls) = self.writer() {
-            tls.conn.send_close_notify();
-            let _ = tls.conn.write_tls(&mut tls.sock);
-        }
-        let _ = self.tcp().shutdown(Shutdown::Both);
-    }
-}
-
 /// Sends batches as Forward-mode messages over TCP.
 pub struct ForwardDelivery {
     address: String,
@@ -298,22 +215,6 @@ pub struct ForwardDelivery {
     )>,
     connection: Option<Connection>,
     auth_error_logged: bool,
-}
-
-/// A failure of one send, before it is turned into a [`DeliveryError`].
-enum SendError {
-    /// The receiver refused our credentials (operator action needed).
-    Auth(anyhow::Error),
-    /// The TLS handshake failed: a certificate either side refused, or no TLS there.
-    Tls(anyhow::Error),
-    /// Anything else: network, timeout, protocol.
-    Other(anyhow::Error),
-}
-
-impl From<anyhow::Error> for SendError {
-    fn from(error: anyhow::Error) -> Self {
-        SendError::Other(error)
-    }
 }
 
 impl ForwardDelivery {
@@ -525,313 +426,5 @@ impl Delivery for ForwardDelivery {
                 Err(DeliveryError::Retry(error))
             }
         }
-    }
-}
-
-/// Whether a kept connection still looks usable: no EOF and no unexpected bytes.
-///
-/// Over TLS, records the receiver sent since (session tickets, a close_notify) are read
-/// and processed first; any application data among them means the connection is out of
-/// step.
-fn alive(connection: &mut Connection) -> bool {
-    if !connection.reader.buffer().is_empty() || connection.tcp().set_nonblocking(true).is_err() {
-        return false;
-    }
-    let idle = match connection.writer() {
-        Transport::Plain(stream) => {
-            let mut byte = [0u8; 1];
-            matches!(stream.peek(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
-        }
-        Transport::Tls(tls) => loop {
-            match tls.conn.read_tls(&mut tls.sock) {
-                Ok(0) => break false,
-                Ok(_) => match tls.conn.process_new_packets() {
-                    Ok(state)
-                        if state.plaintext_bytes_to_read() == 0 && !state.peer_has_closed() => {}
-                    _ => break false,
-                },
-                Err(e) => break e.kind() == std::io::ErrorKind::WouldBlock,
-            }
-        },
-    };
-    connection.tcp().set_nonblocking(false).is_ok() && idle
-}
-
-/// Runs HELO, PING, PONG on a new connection.
-fn handshake(connection: &mut Connection, auth: &Auth, address: &str) -> Result<(), SendError> {
-    let helo = match rmpv::decode::read_value(&mut connection.reader) {
-        Ok(helo) => helo,
-        Err(error) => {
-            return Err(connection.refusal(address).unwrap_or_else(|| {
-                anyhow!("no HELO from {address} ({error}); is shared_key set on the receiver?")
-                    .into()
-            }));
-        }
-    };
-    let fields = helo
-        .as_array()
-        .filter(|a| a.len() == 2 && a[0].as_str() == Some("HELO"));
-    let Some(fields) = fields else {
-        return Err(anyhow!("{address} sent {helo} instead of HELO").into());
-    };
-    let nonce = map_get(&fields[1], "nonce")
-        .map(bytes_of)
-        .unwrap_or_default();
-    let user_salt = map_get(&fields[1], "auth")
-        .map(bytes_of)
-        .unwrap_or_default();
-    let salt = format!("{:016x}{:016x}", random_u64(), random_u64());
-    let key = auth.shared_key.expose().as_bytes();
-    let digest = sha512_hex(&[salt.as_bytes(), auth.self_hostname.as_bytes(), &nonce, key]);
-    let (username, password_digest) = if user_salt.is_empty() {
-        (String::new(), String::new())
-    } else {
-        let (Some(user), Some(password)) = (&auth.username, &auth.password) else {
-            return Err(SendError::Auth(anyhow!(
-                "{address} asks for user authentication; set the output's username and password"
-            )));
-        };
-        let digest = sha512_hex(&[&user_salt, user.as_bytes(), password.expose().as_bytes()]);
-        (user.clone(), digest)
-    };
-    let ping = Pack::Array(vec![
-        Pack::from("PING"),
-        Pack::from(auth.self_hostname.as_str()),
-        Pack::from(salt.as_str()),
-        Pack::from(digest),
-        Pack::from(username),
-        Pack::from(password_digest),
-    ]);
-    let mut bytes = Vec::new();
-    rmpv::encode::write_value(&mut bytes, &ping).context("failed to encode PING")?;
-    connection
-        .writer()
-        .write_all(&bytes)
-        .and_then(|()| connection.writer().flush())
-        .with_context(|| format!("failed to send PING to {address}"))?;
-    let pong = rmpv::decode::read_value(&mut connection.reader)
-        .map_err(|error| anyhow!("no PONG from {address} ({error})"))?;
-    let fields = pong
-        .as_array()
-        .filter(|a| a.len() == 5 && a[0].as_str() == Some("PONG"));
-    let Some(fields) = fields else {
-        return Err(anyhow!("{address} sent {pong} instead of PONG").into());
-    };
-    if fields[1].as_bool() != Some(true) {
-        let reason = fields[2].as_str().unwrap_or("no reason given");
-        return Err(SendError::Auth(anyhow!(
-            "{address} refused authentication: {reason}"
-        )));
-    }
-    let server_hostname = fields[3].as_str().unwrap_or_default();
-    let expected = sha512_hex(&[salt.as_bytes(), server_hostname.as_bytes(), &nonce, key]);
-    if !fields[4]
-        .as_str()
-        .is_some_and(|digest| digest.eq_ignore_ascii_case(&expected))
-    {
-        return Err(SendError::Auth(anyhow!(
-            "{address} answered with a wrong shared-key digest; the shared_key differs"
-        )));
-    }
-    Ok(())
-}
-
-/// A MessagePack value's bytes, whether sent as binary or as a string.
-fn bytes_of(value: &Pack) -> Vec<u8> {
-    match value {
-        Pack::Binary(bytes) => bytes.clone(),
-        Pack::String(text) => text.as_bytes().to_vec(),
-        _ => Vec::new(),
-    }
-}
-
-/// The value under string key `key` of a MessagePack map.
-fn map_get<'a>(value: &'a Pack, key: &str) -> Option<&'a Pack> {
-    value
-        .as_map()?
-        .iter()
-        .find(|(k, _)| k.as_str() == Some(key))
-        .map(|(_, v)| v)
-}
-
-/// Lowercase hex SHA-512 of the concatenated `parts`.
-fn sha512_hex(parts: &[&[u8]]) -> String {
-    let mut hasher = Sha512::new();
-    for part in parts {
-        hasher.update(part);
-    }
-    hasher
-        .finalize()
-        .iter()
-        .fold(String::with_capacity(128), |mut out, b| {
-            out.push_str(&format!("{b:02x}"));
-            out
-        })
-}
-
-/// An EventTime: ext type 0, big-endian seconds then nanoseconds.
-fn event_time(secs: u32, nanos: u32) -> Pack {
-    let mut data = Vec::with_capacity(8);
-    data.extend_from_slice(&secs.to_be_bytes());
-    data.extend_from_slice(&nanos.to_be_bytes());
-    Pack::Ext(0, data)
-}
-
-/// A JSON value as MessagePack.
-fn to_pack(value: serde_json::Value) -> Pack {
-    match value {
-        serde_json::Value::Null => Pack::Nil,
-        serde_json::Value::Bool(b) => Pack::Boolean(b),
-        serde_json::Value::Number(n) => {
-            if let Some(u) = n.as_u64() {
-                Pack::from(u)
-            } else if let Some(i) = n.as_i64() {
-                Pack::from(i)
-            } else {
-                Pack::F64(n.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        serde_json::Value::String(s) => Pack::from(s),
-        serde_json::Value::Array(items) => Pack::Array(items.into_iter().map(to_pack).collect()),
-        serde_json::Value::Object(map) => Pack::Map(
-            map.into_iter()
-                .map(|(k, v)| (Pack::from(k), to_pack(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// A unique chunk id: 16 random bytes in base64.
-fn chunk_id() -> String {
-    let mut bytes = [0u8; 16];
-    bytes[..8].copy_from_slice(&random_u64().to_le_bytes());
-    bytes[8..].copy_from_slice(&random_u64().to_le_bytes());
-    base64(&bytes)
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for group in bytes.chunks(3) {
-        let n = (u32::from(group[0]) << 16)
-            | (u32::from(group.get(1).copied().unwrap_or(0)) << 8)
-            | u32::from(group.get(2).copied().unwrap_or(0));
-        for i in 0..4 {
-            if i <= group.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_matches_the_rfc_examples() {
-        for (input, output) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64(input.as_bytes()), output);
-        }
-        assert_eq!(chunk_id().len(), 24);
-        assert_ne!(chunk_id(), chunk_id());
-    }
-
-    #[test]
-    fn sha512_hex_matches_the_standard_vector() {
-        assert_eq!(
-            sha512_hex(&[b"a", b"bc"]),
-            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a\
-             2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
-        );
-    }
-
-    #[test]
-    fn messages_are_forward_mode_with_event_times() {
-        let config: ForwardConfig =
-            serde_json::from_value(serde_json::json!({"address": "127.0.0.1:24224"})).unwrap();
-        let delivery = config.delivery().unwrap();
-        let bytes = delivery
-            .message(
-                &[
-                    br#"{"time":"2024-12-16T18:41:07.250Z","n":1,"f":1.5,"neg":-2}"#,
-                    b"[1]",
-                ],
-                "abc",
-            )
-            .unwrap();
-        let message = rmpv::decode::read_value(&mut &bytes[..]).unwrap();
-        let parts = message.as_array().unwrap();
-        assert_eq!(parts[0].as_str(), Some("minewatch.alert"));
-        let entries = parts[1].as_array().unwrap();
-        assert_eq!(entries.len(), 2);
-        let first = entries[0].as_array().unwrap();
-        let Pack::Ext(0, data) = &first[0] else {
-            panic!("not an EventTime: {}", first[0]);
-        };
-        assert_eq!(data[..4], 1_734_374_467u32.to_be_bytes());
-        assert_eq!(data[4..], 250_000_000u32.to_be_bytes());
-        assert_eq!(map_get(&first[1], "n").and_then(Pack::as_u64), Some(1));
-        assert_eq!(map_get(&first[1], "f").and_then(Pack::as_f64), Some(1.5));
-        assert_eq!(map_get(&first[1], "neg").and_then(Pack::as_i64), Some(-2));
-        let second = entries[1].as_array().unwrap();
-        assert!(map_get(&second[1], "message").is_some());
-        assert_eq!(
-            map_get(&parts[2], "chunk").and_then(Pack::as_str),
-            Some("abc")
-        );
-        assert_eq!(map_get(&parts[2], "size").and_then(Pack::as_u64), Some(2));
-    }
-
-    #[test]
-    fn settings_are_checked() {
-        for (json, needle) in [
-            (serde_json::json!({"address": "localhost"}), "host:port"),
-            (serde_json::json!({"address": "h:1", "tag": ""}), "tag"),
-            (
-                serde_json::json!({"address": "h:1", "ack_timeout_secs": 0}),
-                "ack_timeout_secs",
-            ),
-            (
-                serde_json::json!({"address": "h:1", "username": "u"}),
-                "password",
-            ),
-            (
-                serde_json::json!({"address": "h:1", "username": "u", "password": "p"}),
-                "shared_key",
-            ),
-            (
-                serde_json::json!({"address": "h:1", "ca_file": "ca.pem"}),
-                "need tls = true",
-            ),
-            (
-                serde_json::json!({"address": "h:1", "tls": true, "ca_file": "/nonexistent/ca.pem"}),
-                "ca_file /nonexistent/ca.pem: cannot read it",
-            ),
-            (
-                serde_json::json!({"address": "h:1", "tls": true, "tls_server_name": "no such name"}),
-                "tls_server_name",
-            ),
-        ] {
-            let config: ForwardConfig = serde_json::from_value(json).unwrap();
-            let error = format!("{:#}", config.delivery().err().unwrap());
-            assert!(error.contains(needle), "{error}");
-        }
-        let config: ForwardConfig =
-            serde_json::from_value(serde_json::json!({"address": "h:1", "shared_key": "k3y"}))
-                .unwrap();
-        assert!(!format!("{config:?}").contains("k3y"));
     }
 }
