@@ -203,15 +203,16 @@ fn http_errors_are_json_and_every_answer_is_counted() {
     server.stop();
 }
 
-/// The metric names the README documents, from the table of its "Metrics" section.
+/// The metric names `serve`'s README (host/src/serve/README.md) documents, from the table
+/// of its "Metrics" section.
 fn documented_metrics() -> BTreeMap<String, String> {
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/serve/README.md"))
             .unwrap();
     let section = readme
         .split("\n### Metrics\n")
         .nth(1)
-        .expect("README has a Metrics section")
+        .expect("host/src/serve/README.md has a Metrics section")
         .split("\n#")
         .next()
         .unwrap();
