@@ -1,5 +1,5 @@
 //! The detections against an independent oracle: `tests/oracle/detections.py`, a naive
-//! Python reading of the README and DESIGN.md section 4 that shares no code with the
+//! Python reading of guest/README.md and DESIGN.md section 4 that shares no code with the
 //! guest crate, run with `python3` over the generated scenario and every conformance
 //! case. The four unseen-value rules and `ec2-launch-spike` must give the same alerts,
 //! for the same events; the density rule is left out (see the script's doc string).

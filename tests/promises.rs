@@ -1,4 +1,4 @@
-//! The README's acknowledgement promises, each under the fault that would break it,
+//! The acknowledgement promises of host/src/serve/README.md, each under the fault that would break it,
 //! against the real binary: an HTTP 200 or a Forward ack comes only after the alerts are
 //! written; an output that cannot write or a full spool withholds it; a crash between
 //! the alert sync and the baseline commit repeats alerts and never loses one; learned

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A deliberately naive reference for minewatch's detections, written from the README and
+"""A deliberately naive reference for minewatch's detections, written from guest/README.md and
 DESIGN.md section 4, sharing no code with the guest crate (tests/oracle.rs runs it).
 
 Reads CloudTrail records (NDJSON, one record or a {"Records": [...]} file per line) in file
