@@ -272,24 +272,16 @@ impl Listeners {
     pub async fn bind(config: &Config) -> Result<Listeners> {
         config.sources.check()?;
         let mut listeners = Listeners::default();
-        if let Some(files) = config
-            .sources
-            .http
-            .as_ref()
-            .map(http::HttpSourceConfig::tls_files)
-            .transpose()?
-            .flatten()
-        {
-            listeners.http_tls = Some(ServerTls::load("http", &files)?);
-        }
-        if let Some(files) = config
-            .sources
+        let sources = &config.sources;
+        let http_files = sources.http.as_ref().map(http::HttpSourceConfig::tls_files);
+        let forward_files = sources
             .forward
             .as_ref()
-            .map(fluent::ForwardConfig::tls_files)
-            .transpose()?
-            .flatten()
-        {
+            .map(fluent::ForwardConfig::tls_files);
+        if let Some(files) = http_files.transpose()?.flatten() {
+            listeners.http_tls = Some(ServerTls::load("http", &files)?);
+        }
+        if let Some(files) = forward_files.transpose()?.flatten() {
             listeners.forward_tls = Some(ServerTls::load("forward", &files)?);
         }
         if let Some(http) = &config.sources.http {

@@ -400,45 +400,47 @@ fn needs_restart(
             changed.push(name.to_string());
         }
     };
-    differ("state_dir", old.state_dir == new.state_dir);
-    differ("memory", old.memory == new.memory);
-    differ("store", old.store == new.store);
-    differ("format", old.format == new.format);
-    differ("batch_events", old.batch_events == new.batch_events);
-    differ(
-        "max_record_bytes",
-        old.max_record_bytes == new.max_record_bytes,
+    // Each named field compared between the two, named `<prefix><field>` when it differs.
+    macro_rules! compare {
+        ($prefix:literal, $old:expr, $new:expr, [$($field:ident),+ $(,)?]) => {
+            $(differ(concat!($prefix, stringify!($field)), $old.$field == $new.$field);)+
+        };
+    }
+    compare!(
+        "",
+        old,
+        new,
+        [
+            state_dir,
+            memory,
+            store,
+            format,
+            batch_events,
+            max_record_bytes,
+            idle_flush_ms,
+            settle_ms,
+            record_field,
+            outputs,
+            queue_batches,
+            dead_letter_path,
+            route_field,
+            incidents,
+            spool_dir
+        ]
     );
-    differ("idle_flush_ms", old.idle_flush_ms == new.idle_flush_ms);
-    differ("settle_ms", old.settle_ms == new.settle_ms);
-    differ("record_field", old.record_field == new.record_field);
-    differ("outputs", old.outputs == new.outputs);
-    differ("queue_batches", old.queue_batches == new.queue_batches);
-    differ(
-        "dead_letter_path",
-        old.dead_letter_path == new.dead_letter_path,
-    );
-    differ("route_field", old.route_field == new.route_field);
-    differ("incidents", old.incidents == new.incidents);
-    differ("spool_dir", old.spool_dir == new.spool_dir);
     match (&old.sources.http, &new.sources.http) {
         (Some(o), Some(n)) => {
-            differ("sources.http.listen", o.listen == n.listen);
-            differ(
-                "sources.http.max_body_bytes",
-                o.max_body_bytes == n.max_body_bytes,
-            );
-            differ(
-                "sources.http.retry_after_secs",
-                o.retry_after_secs == n.retry_after_secs,
-            );
-            differ(
-                "sources.http.allow_plaintext",
-                o.allow_plaintext == n.allow_plaintext,
-            );
-            differ(
-                "sources.http.allow_unauthenticated",
-                o.allow_unauthenticated == n.allow_unauthenticated,
+            compare!(
+                "sources.http.",
+                o,
+                n,
+                [
+                    listen,
+                    max_body_bytes,
+                    retry_after_secs,
+                    allow_plaintext,
+                    allow_unauthenticated
+                ]
             );
             differ(
                 "sources.http.tls_cert (TLS on or off)",
@@ -454,38 +456,21 @@ fn needs_restart(
     }
     match (&old.sources.forward, &new.sources.forward) {
         (Some(o), Some(n)) => {
-            differ("sources.forward.listen", o.listen == n.listen);
-            differ(
-                "sources.forward.self_hostname",
-                o.self_hostname == n.self_hostname,
-            );
-            differ(
-                "sources.forward.max_message_bytes",
-                o.max_message_bytes == n.max_message_bytes,
-            );
-            differ(
-                "sources.forward.max_decompressed_bytes",
-                o.max_decompressed_bytes == n.max_decompressed_bytes,
-            );
-            differ(
-                "sources.forward.idle_timeout_secs",
-                o.idle_timeout_secs == n.idle_timeout_secs,
-            );
-            differ(
-                "sources.forward.max_connections",
-                o.max_connections == n.max_connections,
-            );
-            differ(
-                "sources.forward.udp_heartbeat",
-                o.udp_heartbeat == n.udp_heartbeat,
-            );
-            differ(
-                "sources.forward.allow_plaintext",
-                o.allow_plaintext == n.allow_plaintext,
-            );
-            differ(
-                "sources.forward.allow_unauthenticated",
-                o.allow_unauthenticated == n.allow_unauthenticated,
+            compare!(
+                "sources.forward.",
+                o,
+                n,
+                [
+                    listen,
+                    self_hostname,
+                    max_message_bytes,
+                    max_decompressed_bytes,
+                    idle_timeout_secs,
+                    max_connections,
+                    udp_heartbeat,
+                    allow_plaintext,
+                    allow_unauthenticated
+                ]
             );
             differ(
                 "sources.forward.tls_cert (TLS on or off)",
