@@ -44,6 +44,8 @@ mod peers;
 mod promises;
 /// Public CloudTrail records: every file runs, skips are explained, alerts are exact.
 mod real_data;
+/// The Redis scripts under any interleaving of two sidecars' batches (a property test).
+mod redis_properties;
 /// The backtest report: its facts, its HTML, the page in a real headless Chromium; the
 /// wording of `baseline build` and of alert messages.
 mod report;
