@@ -75,24 +75,18 @@ impl BaselineBackend for RedisStore {
     }
 
     fn episode(&mut self, tenant: &str, activity: Activity<'_>) -> Episode {
-        let Activity {
-            set,
-            key,
-            time,
-            window,
-        } = activity;
         let args = vec![
-            self.key(tenant, "set", set),
-            key.to_string(),
-            time.to_string(),
-            window.to_string(),
+            self.key(tenant, "set", activity.set),
+            activity.key.to_string(),
+            activity.time.to_string(),
+            activity.window.to_string(),
             self.journal(),
             self.attempt.to_string(),
         ];
         // Unanswered, nothing started: the batch is run again.
         let conservative = Episode {
             generation: 0,
-            start: time,
+            start: activity.time,
             started: false,
         };
         let Some(answer) = self.call(Script::Episode, args) else {
