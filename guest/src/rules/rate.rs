@@ -247,9 +247,17 @@ pub fn check<B: Baseline + ?Sized>(
         let from = day - i64::from(history_days.saturating_sub(1)) * DAY_MS;
         History::without(baseline.histogram(series(population), from, day), count)
     };
-    let noun = match rate.count {
-        CountMode::Calls => "RunInstances calls",
-        CountMode::Instances => "instances launched",
+    let crossing = Crossing {
+        window_minutes: rate.window_minutes,
+        event,
+        event_index,
+        principal,
+        noun: match rate.count {
+            CountMode::Calls => "RunInstances calls",
+            CountMode::Instances => "instances launched",
+        },
+        window,
+        count,
     };
     if spike.enabled && !spike.allow_principals.iter().any(|p| p == principal) {
         let history = judge(baseline, spike.population, spike.history_days);
@@ -263,20 +271,7 @@ pub fn check<B: Baseline + ?Sized>(
                 "mean {:.2} + {} x stdev {:.2} of {} windows in the last {} days",
                 history.mean, spike.k, history.stdev, history.windows, spike.history_days
             );
-            alerts.push(rate_alert(
-                LAUNCH_SPIKE,
-                rate.window_minutes,
-                event,
-                event_index,
-                principal,
-                noun,
-                window,
-                count,
-                &history,
-                threshold,
-                None,
-                method,
-            ));
+            alerts.push(crossing.alert(LAUNCH_SPIKE, &history, threshold, None, method));
         }
     }
     if density.enabled && !density.allow_principals.iter().any(|p| p == principal) {
@@ -307,20 +302,7 @@ pub fn check<B: Baseline + ?Sized>(
                 "P(count >= {count}) = {shown} < {} over the last {} days, {method}",
                 density.tail_probability, density.history_days
             );
-            alerts.push(rate_alert(
-                LAUNCH_SPIKE_DENSITY,
-                rate.window_minutes,
-                event,
-                event_index,
-                principal,
-                noun,
-                window,
-                count,
-                &history,
-                threshold,
-                Some(p),
-                method,
-            ));
+            alerts.push(crossing.alert(LAUNCH_SPIKE_DENSITY, &history, threshold, Some(p), method));
         }
     }
     alerts
@@ -339,41 +321,59 @@ fn first_in_window<B: Baseline + ?Sized>(
     baseline.observe(&format!("{scope}rate/alerted/{slug}"), 0, &[(&key, time)])[0].is_new
 }
 
-#[allow(clippy::too_many_arguments)]
-fn rate_alert(
-    slug: &str,
+/// A window whose count a rate rule judges, with what its alert says about it.
+struct Crossing<'a> {
     window_minutes: u32,
-    event: &EventView,
+    event: &'a EventView,
     event_index: u32,
-    principal: &str,
-    noun: &str,
+    principal: &'a str,
+    /// What the count counts (`RunInstances calls`, `instances launched`).
+    noun: &'a str,
+    /// Window start (ms).
     window: i64,
     count: u64,
-    history: &History,
-    threshold: f64,
-    tail_probability: Option<f64>,
-    method: String,
-) -> Alert {
-    Alert {
-        detection: slug.to_string(),
-        event_index,
-        key: principal.to_string(),
-        message: format!(
-            "{principal} made {count} {noun} in the {window_minutes}-minute window from {}, above the threshold of {threshold:.2} ({method}).",
-            format_time(window)
-        ),
-        time: event.time,
-        event: event.summary.clone(),
-        evidence: Evidence::Rate(RateEvidence {
-            window_start: window,
+}
+
+impl Crossing<'_> {
+    /// The alert of rule `slug` for this window, above `threshold` of `history`.
+    fn alert(
+        &self,
+        slug: &str,
+        history: &History,
+        threshold: f64,
+        tail_probability: Option<f64>,
+        method: String,
+    ) -> Alert {
+        let Crossing {
+            window_minutes,
+            event,
+            event_index,
+            principal,
+            noun,
+            window,
             count,
-            history_windows: history.windows,
-            mean: history.mean,
-            stdev: history.stdev,
-            threshold,
-            tail_probability,
-            method,
-        }),
+        } = *self;
+        Alert {
+            detection: slug.to_string(),
+            event_index,
+            key: principal.to_string(),
+            message: format!(
+                "{principal} made {count} {noun} in the {window_minutes}-minute window from {}, above the threshold of {threshold:.2} ({method}).",
+                format_time(window)
+            ),
+            time: event.time,
+            event: event.summary.clone(),
+            evidence: Evidence::Rate(RateEvidence {
+                window_start: window,
+                count,
+                history_windows: history.windows,
+                mean: history.mean,
+                stdev: history.stdev,
+                threshold,
+                tail_probability,
+                method,
+            }),
+        }
     }
 }
 

@@ -31,7 +31,7 @@ use minewatch_guest::{Alert, DetectorInfo, Evidence, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::store::BaselineBackend;
+use crate::store::{Activity, BaselineBackend};
 
 /// The key of the open incident in an object's set.
 const INCIDENT_KEY: &str = "#incident";
@@ -289,7 +289,13 @@ impl Correlator {
             if !open && total < self.settings.threshold {
                 continue;
             }
-            let episode = store.episode(tenant, &set, INCIDENT_KEY, alert.time, window);
+            let activity = Activity {
+                set: &set,
+                key: INCIDENT_KEY,
+                time: alert.time,
+                window,
+            };
+            let episode = store.episode(tenant, activity);
             let members = distinct(all.iter().filter(|(t, _)| *t >= episode.start - window));
             out.push(Incident {
                 id: incident_id(tenant, &object, episode.generation, episode.start),

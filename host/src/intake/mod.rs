@@ -140,20 +140,27 @@ pub trait Visitor {
         None
     }
 
+    /// The prefilter [`Visitor::wants`] and [`Visitor::fields`] follow by default.
+    fn prefilter(&self) -> Option<&Prefilter> {
+        None
+    }
+
     /// Whether an NDJSON line may hold a wanted record; a line this rejects is counted
     /// with [`Visitor::filtered`] and never parsed. It must never reject a wanted record
-    /// (see [`Prefilter`]).
-    fn wants(&self, _line: &[u8]) -> bool {
-        true
+    /// (see [`Prefilter`]). By default, what [`Visitor::prefilter`] wants (every line
+    /// without one).
+    fn wants(&self, line: &[u8]) -> bool {
+        self.prefilter().is_none_or(|p| p.wants(line))
     }
 
     /// Counts lines [`Visitor::wants`] rejected.
     fn filtered(&mut self, _lines: u64) {}
 
     /// The fields a record over `max_record_bytes` is cut down to (the detectors'
-    /// projection); without them such a record is skipped as oversized.
+    /// projection); without them such a record is skipped as oversized. By default,
+    /// [`Visitor::prefilter`]'s fields.
     fn fields(&self) -> Option<&FieldSet> {
-        None
+        self.prefilter().map(Prefilter::fields)
     }
 
     /// Whether the visitor passes its input on (a passthrough output): then every line

@@ -102,15 +102,12 @@ impl Visitor for Sender {
         self.record_field.as_deref()
     }
 
-    fn wants(&self, line: &[u8]) -> bool {
-        self.prefilter.as_ref().is_none_or(|p| p.wants(line))
+    fn prefilter(&self) -> Option<&Prefilter> {
+        self.prefilter.as_ref()
     }
 
     fn filtered(&mut self, lines: u64) {
         self.filtered += lines;
-    }
-    fn fields(&self) -> Option<&crate::intake::FieldSet> {
-        self.prefilter.as_ref().map(Prefilter::fields)
     }
 
     fn keeps_raw(&self) -> bool {

@@ -19,7 +19,7 @@ use anyhow::Result;
 use minewatch_guest::{Baseline, DAY_MS, Observed, Sighting, Timestamp, ValueChange};
 
 use crate::store::redis::RedisStore;
-use crate::store::{BaselineBackend, BaselineStore, Episode};
+use crate::store::{Activity, BaselineBackend, BaselineStore, Episode};
 
 /// What the tap records besides first-seen sets.
 #[derive(Debug, Clone, Copy, Default)]
@@ -298,15 +298,8 @@ impl<B: BaselineBackend> BaselineBackend for Tap<B> {
         self.inner.keys(tenant, set)
     }
 
-    fn episode(
-        &mut self,
-        tenant: &str,
-        set: &str,
-        key: &str,
-        time: Timestamp,
-        window: i64,
-    ) -> Episode {
-        self.inner.episode(tenant, set, key, time, window)
+    fn episode(&mut self, tenant: &str, activity: Activity<'_>) -> Episode {
+        self.inner.episode(tenant, activity)
     }
 }
 

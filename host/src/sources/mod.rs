@@ -231,17 +231,12 @@ impl Visitor for Collected {
         self.record_field.as_deref()
     }
 
-    fn wants(&self, line: &[u8]) -> bool {
-        self.prefilter.as_ref().is_none_or(|p| p.wants(line))
+    fn prefilter(&self) -> Option<&crate::intake::Prefilter> {
+        self.prefilter.as_ref()
     }
 
     fn filtered(&mut self, lines: u64) {
         self.filtered += lines;
-    }
-    fn fields(&self) -> Option<&crate::intake::FieldSet> {
-        self.prefilter
-            .as_ref()
-            .map(crate::intake::Prefilter::fields)
     }
 }
 

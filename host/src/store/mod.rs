@@ -74,19 +74,26 @@ pub trait BaselineBackend: Send {
     /// key: for host-side readers (incidents); a detector cannot list a set. A failed
     /// call answers nothing and is reported by `take_failure`.
     fn keys(&mut self, tenant: &str, set: &str) -> Vec<(String, Sighting)>;
-    /// Starts or continues the episode of `key` in `tenant`'s `set` at event time
-    /// `time` (ms): it continues while activity comes within `window` ms of its latest,
+    /// Starts or continues the episode of the activity's key in `tenant`'s set at its
+    /// event time: it continues while activity comes within the window of its latest,
     /// otherwise a new one starts. Atomic: among processes sharing the store exactly one
     /// starts a given episode. A failed call starts nothing and is reported by
     /// `take_failure`.
-    fn episode(
-        &mut self,
-        tenant: &str,
-        set: &str,
-        key: &str,
-        time: Timestamp,
-        window: i64,
-    ) -> Episode;
+    fn episode(&mut self, tenant: &str, activity: Activity<'_>) -> Episode;
+}
+
+/// Activity of one key that starts or continues its episode (see
+/// [`BaselineBackend::episode`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Activity<'a> {
+    /// The first-seen set whose keys have episodes.
+    pub set: &'a str,
+    /// The key.
+    pub key: &'a str,
+    /// Event time of the activity (ms).
+    pub time: Timestamp,
+    /// How close (ms) to the episode's latest activity this must come to continue it.
+    pub window: i64,
 }
 
 /// The state of an episode (see [`BaselineBackend::episode`]).
@@ -117,14 +124,13 @@ impl BaselineBackend for BaselineStore {
         BaselineStore::keys(self, tenant, set)
     }
 
-    fn episode(
-        &mut self,
-        tenant: &str,
-        set: &str,
-        key: &str,
-        time: Timestamp,
-        window: i64,
-    ) -> Episode {
+    fn episode(&mut self, tenant: &str, activity: Activity<'_>) -> Episode {
+        let Activity {
+            set,
+            key,
+            time,
+            window,
+        } = activity;
         let state = self.tenants.entry(tenant.to_string()).or_default();
         let entry = state.sets.entry(set.to_string()).or_default();
         entry.forget_after = window;

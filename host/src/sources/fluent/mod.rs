@@ -2,7 +2,7 @@
 //! fluent-logger libraries can forward CloudTrail records to.
 //!
 //! This module owns the public surface ([`serve`], [`ForwardConfig`], [`ForwardHandler`]
-//! and the batch types); `protocol.rs` owns the wire format (framing, the four event modes,
+//! and the batch types); `protocol/` owns the wire format (framing, the four event modes,
 //! EventTime, the HELO/PING/PONG handshake, acks) and `server.rs` owns sockets, connections,
 //! timeouts and shutdown.
 //!
