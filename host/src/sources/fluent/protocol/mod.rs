@@ -22,9 +22,7 @@ use rmpv::ValueRef;
 
 pub(crate) use frame::FrameScanner;
 pub(crate) use gzip::gunzip;
-#[cfg(test)]
-pub(crate) use handshake::sha512_hex;
-pub(crate) use handshake::{answer_ping, encode_helo};
+pub(crate) use handshake::{answer_ping, encode_helo, sha512_hex};
 #[cfg(test)]
 pub(crate) use json::to_json;
 #[cfg(test)]
