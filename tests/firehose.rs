@@ -5,6 +5,7 @@
 use std::io::Write;
 
 use base64::Engine as _;
+use minewatch_generator::Layout;
 use serde_json::{Value, json};
 
 use crate::util::{Dir, Server, alerts, data, gzip, post, scenario_in, setup, unique_pairs};
@@ -210,7 +211,7 @@ fn control_message() -> Vec<u8> {
 #[test]
 fn the_scenario_through_cloudwatch_logs_and_firehose_gives_every_expected_alert() {
     let (dir, _) = setup();
-    let expected = scenario_in(&dir, "ndjson", "scenario.ndjson");
+    let expected = scenario_in(&dir, Layout::Ndjson, "scenario.ndjson");
     let text = std::fs::read_to_string(dir.join("scenario.ndjson")).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     // 50 log events an envelope, a health check now and then, 10 records a request.

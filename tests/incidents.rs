@@ -4,13 +4,14 @@
 
 use std::collections::BTreeSet;
 
+use minewatch_generator::Layout;
 use serde_json::Value;
 
 use crate::util::{Dir, alerts, command, incidents, records, scenario_in, setup};
 
 /// Generates the 45-day scenario; returns its lines.
 fn scenario(dir: &Dir) -> Vec<String> {
-    scenario_in(dir, "ndjson", "scenario.ndjson");
+    scenario_in(dir, Layout::Ndjson, "scenario.ndjson");
     std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()
         .lines()

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 
+use minewatch_generator::Layout;
 use serde_json::{Value, json};
 
 use crate::util::{
@@ -286,7 +287,7 @@ fn lookup_pages(records: &[Value]) -> String {
 #[test]
 fn lookup_events_bootstrap_then_run_gives_the_alerts_of_plain_ndjson() {
     let (dir, _) = setup();
-    let expected = scenario_in(&dir, "ndjson", "scenario.ndjson");
+    let expected = scenario_in(&dir, Layout::Ndjson, "scenario.ndjson");
     let records: Vec<Value> = std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()
         .lines()

@@ -4,14 +4,23 @@
 
 use std::collections::BTreeSet;
 
+use minewatch_generator::{Layout, Spec};
 use serde_json::Value;
 
-use crate::util::{Server, alerts, command, scenario_in, setup};
+use crate::util::{Server, alerts, command, scenario_in, setup, write_scenario};
+
+/// The generated 30-day scenario with the generator's defaults (seed 7, 1,000 events a day).
+fn thirty_days() -> Spec {
+    Spec {
+        days: 30,
+        ..Spec::default()
+    }
+}
 
 #[test]
 fn passthrough_writes_every_line_it_reads_byte_for_byte() {
     let (dir, _) = setup();
-    let want = scenario_in(&dir, "garbage", "dirty.ndjson");
+    let want = scenario_in(&dir, Layout::NdjsonWithGarbage, "dirty.ndjson");
     let out = command(&dir)
         .args([
             "run",
@@ -60,7 +69,7 @@ fn passthrough_writes_every_line_it_reads_byte_for_byte() {
 #[test]
 fn passthrough_keeps_wrappers_and_documents_whole() {
     let (dir, _) = setup();
-    scenario_in(&dir, "ndjson", "scenario.ndjson");
+    scenario_in(&dir, Layout::Ndjson, "scenario.ndjson");
     // Each record under Fluent Bit's `log`, beside the fields the shipper adds.
     let wrapped: String = std::fs::read_to_string(dir.join("scenario.ndjson"))
         .unwrap()
@@ -246,9 +255,7 @@ fn mistakes_are_named() {
         .assert_exit(&dir, 1);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no baselines in nowhere"));
     assert!(!dir.join("nowhere").exists());
-    command(&dir)
-        .args(["generate", "--days", "30", "--output", "s.ndjson"])
-        .ok(&dir);
+    write_scenario(&dir, &thirty_days(), Layout::Ndjson, "s.ndjson");
     command(&dir)
         .args(["baseline", "build", "--state", "st", "--input", "s.ndjson"])
         .ok(&dir);
@@ -301,28 +308,12 @@ fn errors_say_what_to_change() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let out = command(&dir)
-        .args(["generate", "--days", "10", "--output", "g.ndjson"])
-        .assert_exit(&dir, 1);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("add --no-incidents for a shorter one"));
-    command(&dir)
-        .args([
-            "generate",
-            "--days",
-            "10",
-            "--no-incidents",
-            "--output",
-            "g.ndjson",
-        ])
-        .ok(&dir);
 }
 
 #[test]
 fn importing_an_export_twice_changes_nothing() {
     let (dir, _) = setup();
-    command(&dir)
-        .args(["generate", "--days", "30", "--output", "s.ndjson"])
-        .ok(&dir);
+    write_scenario(&dir, &thirty_days(), Layout::Ndjson, "s.ndjson");
     command(&dir)
         .args(["baseline", "build", "--state", "a", "--input", "s.ndjson"])
         .ok(&dir);
@@ -353,9 +344,7 @@ fn importing_an_export_twice_changes_nothing() {
 #[test]
 fn json_logs_cover_the_summary_and_a_bad_log_filter_is_reported() {
     let (dir, _) = setup();
-    command(&dir)
-        .args(["generate", "--days", "30", "--output", "s.ndjson"])
-        .ok(&dir);
+    write_scenario(&dir, &thirty_days(), Layout::Ndjson, "s.ndjson");
     let out = command(&dir)
         .args([
             "run",

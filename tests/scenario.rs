@@ -1,24 +1,12 @@
 //! The independent 45-day scenario, in every input layout: every expected alert exactly once.
 
-use std::collections::BTreeSet;
+use minewatch_generator::{Layout, Spec};
 
-use crate::util::{alerts, command, scenario_in, setup, unique_pairs};
+use crate::util::{
+    alerts, command, expected_pairs, scenario_in, setup, unique_pairs, write_scenario,
+};
 
-fn expected(path: &std::path::Path) -> BTreeSet<(String, String)> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            (
-                v["detection"].as_str().unwrap().to_string(),
-                v["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
-}
-
-fn check(layout: &str, output: &str) {
+fn check(layout: Layout, output: &str) {
     let (dir, _) = setup();
     // An independent seed from the bundled sample; 300 events a day keeps the S3 archive small.
     let want = scenario_in(&dir, layout, output);
@@ -28,52 +16,48 @@ fn check(layout: &str, output: &str) {
         .args([dir.join(output)])
         .ok(&dir);
     let got = unique_pairs(&alerts(&out.stdout));
-    assert_eq!(got, want, "layout {layout}");
+    assert_eq!(got, want, "layout {layout:?}");
 }
 
 #[test]
 fn ndjson() {
-    check("ndjson", "scenario.ndjson");
+    check(Layout::Ndjson, "scenario.ndjson");
 }
 
 #[test]
 fn s3_delivery_archive() {
-    check("s3", "archive");
+    check(Layout::S3Archive, "archive");
 }
 
 #[test]
 fn eventbridge_envelopes() {
-    check("eventbridge", "events.ndjson");
+    check(Layout::EventBridge, "events.ndjson");
 }
 
 #[test]
 fn cloudwatch_logs_envelopes_as_firehose_writes_them_to_s3() {
-    check("cloudwatch", "firehose.gz");
+    check(Layout::CloudWatchLogs, "firehose.gz");
 }
 
 #[test]
 fn lookup_events_pages_newest_first() {
-    check("lookup-events", "pages.json");
+    check(Layout::LookupEvents, "pages.json");
 }
 
 #[test]
 fn ndjson_with_garbage() {
-    check("garbage", "dirty.ndjson");
+    check(Layout::NdjsonWithGarbage, "dirty.ndjson");
 }
 
 #[test]
 fn the_bundled_sample_is_the_generated_scenario_and_gives_its_alerts() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--events-per-day",
-        "200",
-        "--output",
-        "sample.ndjson",
-        "--expected",
-        "expected.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    // As examples/data/README.md makes it: 45 days, seed 7, 200 events a day.
+    let spec = Spec {
+        events_per_day: 200,
+        ..Spec::default()
+    };
+    let scenario = write_scenario(&dir, &spec, Layout::Ndjson, "sample.ndjson");
     let bundled = crate::util::data("../../examples/data/sample-trail.ndjson.gz");
     let mut unpacked = Vec::new();
     std::io::Read::read_to_end(
@@ -92,25 +76,19 @@ fn the_bundled_sample_is_the_generated_scenario_and_gives_its_alerts() {
         .ok(&dir);
     assert_eq!(
         unique_pairs(&alerts(&out.stdout)),
-        expected(&dir.join("expected.ndjson"))
+        expected_pairs(&scenario)
     );
 }
 
 #[test]
 fn the_prefilter_never_rejects_a_subscribed_event() {
-    let (dir, mut cmd) = setup();
-    cmd.args([
-        "generate",
-        "--days",
-        "30",
-        "--events-per-day",
-        "300",
-        "--layout",
-        "garbage",
-        "--output",
-        "dirty.ndjson",
-    ])
-    .ok(&dir);
+    let (dir, _) = setup();
+    let spec = Spec {
+        days: 30,
+        events_per_day: 300,
+        ..Spec::default()
+    };
+    write_scenario(&dir, &spec, Layout::NdjsonWithGarbage, "dirty.ndjson");
     let prefilter = minewatch::intake::Prefilter::new(["RunInstances", "StartInstances"], []);
     let text = std::fs::read(dir.join("dirty.ndjson")).unwrap();
     let (mut rejected, mut total) = (0, 0);

@@ -3,10 +3,11 @@
 //! tenant's alerts are exactly those of `minewatch run` on the same events, and every
 //! hostile batch is dead-lettered with its reason, counted in `/metrics`.
 
+use minewatch_generator::{Layout, Spec};
 use serde_json::Value;
 
 use crate::sandbox::{dead_letters, hostile_config, launches};
-use crate::util::{Dir, Server, alerts, post, setup};
+use crate::util::{Dir, Server, alerts, post, setup, write_scenario};
 
 /// (detection, key, event id) of each alert, sorted.
 fn fingerprints(alerts: &[Value]) -> Vec<(String, String, String)> {
@@ -42,18 +43,14 @@ fn counter(metrics: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 #[test]
 fn hostile_tenants_beside_the_builtin_detections() {
-    let (dir, mut cmd) = setup();
+    let (dir, _) = setup();
+    let spec = Spec {
+        days: 30,
+        events_per_day: 300,
+        ..Spec::default()
+    };
+    write_scenario(&dir, &spec, Layout::Ndjson, "events.ndjson");
     let events = dir.join("events.ndjson");
-    cmd.args([
-        "generate",
-        "--days",
-        "30",
-        "--events-per-day",
-        "300",
-        "--output",
-    ])
-    .args([&events])
-    .ok(&dir);
     let config = hostile_config(
         &dir,
         &[

@@ -5,6 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use minewatch_generator::{Layout, Scenario, Spec};
 use serde_json::Value;
 
 /// A temporary directory for one test, removed when dropped.
@@ -107,39 +108,43 @@ pub fn build_component(crate_path: &str, artifact: &str) -> PathBuf {
     target.join("wasm32-wasip2/release").join(artifact)
 }
 
+/// Writes the scenario of `spec` in `layout` to `output` in `dir` (with the generator
+/// library, as `minewatch-generate` does) and returns it.
+pub fn write_scenario(dir: &Dir, spec: &Spec, layout: Layout, output: &str) -> Scenario {
+    let scenario = minewatch_generator::generate(spec);
+    minewatch_generator::write(&scenario, layout, &dir.join(output)).unwrap();
+    scenario
+}
+
+/// The generated 45-day scenario (300 events a day, incidents included) with `seed`.
+pub fn scenario_spec(seed: u64) -> Spec {
+    Spec {
+        seed,
+        days: 45,
+        events_per_day: 300,
+        ..Spec::default()
+    }
+}
+
 /// Writes the generated 45-day scenario (300 events a day, incidents included) with
 /// `seed` to `output` in `dir`.
 pub fn generate_scenario(dir: &Dir, seed: u64, output: &str) {
-    command(dir)
-        .args(["generate", "--days", "45", "--events-per-day", "300"])
-        .args(["--seed", &seed.to_string(), "--output", output])
-        .ok(dir);
+    write_scenario(dir, &scenario_spec(seed), Layout::Ndjson, output);
+}
+
+/// The (detection, key) pairs of a scenario's expected alerts.
+pub fn expected_pairs(scenario: &Scenario) -> BTreeSet<(String, String)> {
+    scenario
+        .expected
+        .iter()
+        .map(|alert| (alert.detection.clone(), alert.key.clone()))
+        .collect()
 }
 
 /// Writes the generated 45-day scenario with seed 11 (300 events a day) in `layout` to
 /// `output` in `dir`, and returns the (detection, key) pairs of the alerts it must give.
-pub fn scenario_in(dir: &Dir, layout: &str, output: &str) -> BTreeSet<(String, String)> {
-    command(dir)
-        .args([
-            "generate",
-            "--days",
-            "45",
-            "--events-per-day",
-            "300",
-            "--seed",
-            "11",
-        ])
-        .args([
-            "--layout",
-            layout,
-            "--output",
-            output,
-            "--expected",
-            "expected.ndjson",
-        ])
-        .ok(dir);
-    let expected = std::fs::read(dir.join("expected.ndjson")).unwrap();
-    let want: BTreeSet<(String, String)> = pairs(&records(&expected)).into_iter().collect();
+pub fn scenario_in(dir: &Dir, layout: Layout, output: &str) -> BTreeSet<(String, String)> {
+    let want = expected_pairs(&write_scenario(dir, &scenario_spec(11), layout, output));
     assert!(want.len() >= 8, "the scenario injects incidents: {want:?}");
     want
 }

@@ -9,10 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minewatch::config::Config;
-use minewatch::scenario::{self, Spec};
 use minewatch::serve::outputs::OutputConfig;
 use minewatch::serve::{self, Listeners};
 use minewatch::sources::http::HttpSourceConfig;
+use minewatch_generator::Spec;
 
 mod common;
 use common::print_machine;
@@ -27,7 +27,7 @@ fn main() -> anyhow::Result<()> {
         ..Spec::default()
     };
     let started = Instant::now();
-    let scenario = scenario::generate(&spec);
+    let scenario = minewatch_generator::generate(&spec);
     let lines: Vec<String> = scenario.events.iter().map(|e| e.to_string()).collect();
     let raw_bytes: usize = lines.iter().map(|l| l.len() + 1).sum();
     println!(

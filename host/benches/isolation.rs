@@ -20,12 +20,12 @@ use std::time::{Duration, Instant};
 
 use minewatch::config::{Config, EngineKind};
 use minewatch::runtime::{Engines, GuestLimits};
-use minewatch::scenario::{self, Spec};
 use minewatch::serve::outputs::OutputConfig;
 use minewatch::serve::{self, Listeners};
 use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
+use minewatch_generator::Spec;
 
 mod common;
 use common::print_machine;
@@ -45,7 +45,7 @@ fn main() -> anyhow::Result<()> {
         events_per_day: 4000,
         ..Spec::default()
     };
-    let lines: Vec<String> = scenario::generate(&spec)
+    let lines: Vec<String> = minewatch_generator::generate(&spec)
         .events
         .iter()
         .map(|e| e.to_string())

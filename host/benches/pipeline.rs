@@ -19,8 +19,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use minewatch::config::EngineKind;
-use minewatch::scenario::{self, Spec};
 use minewatch::store::BaselineStore;
+use minewatch_generator::Spec;
 use minewatch_guest::projection::{FieldPath, project};
 use minewatch_guest::{Baseline, Event};
 use serde_json::Value;
@@ -95,7 +95,7 @@ fn mixed_stream(events_per_day: u32) -> anyhow::Result<()> {
         events_per_day,
         ..Spec::default()
     };
-    let scenario = scenario::generate(&spec);
+    let scenario = minewatch_generator::generate(&spec);
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("mixed.ndjson");
     let mut out = std::io::BufWriter::new(std::fs::File::create(&path)?);
@@ -143,7 +143,7 @@ fn mixed_stream(events_per_day: u32) -> anyhow::Result<()> {
 /// A RunInstances-only stream: the scenario's successful launches, replayed with fresh
 /// event ids and times a few seconds apart, so the rules do their full work per event.
 fn launch_stream(count: usize) -> Vec<Value> {
-    let scenario = scenario::generate(&Spec::default());
+    let scenario = minewatch_generator::generate(&Spec::default());
     let templates: Vec<&Value> = scenario
         .events
         .iter()
@@ -296,7 +296,7 @@ impl Drop for RedisServer {
 fn store_backends(events_per_day: u32, launch_count: usize) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mixed = dir.path().join("mixed.ndjson");
-    let scenario = scenario::generate(&Spec {
+    let scenario = minewatch_generator::generate(&Spec {
         events_per_day,
         ..Spec::default()
     });

@@ -51,8 +51,6 @@ pub enum Command {
     /// Check a configuration file: parse it, build the detector, check the state directory,
     /// the listeners' exposure and every TLS certificate and key.
     Validate(ValidateArgs),
-    /// Write a realistic CloudTrail scenario (weeks of activity plus incidents).
-    Generate(GenerateArgs),
     /// Replay inputs like `run` and write a backtest report: one HTML page with the
     /// alerts, launch-rate charts with both rules' thresholds, and the first-seen sets.
     Report(ReportArgs),
@@ -293,48 +291,4 @@ pub struct ValidateArgs {
     /// The sources' secrets, as `serve` takes them.
     #[command(flatten)]
     pub secrets: SecretArgs,
-}
-
-/// `minewatch generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
-    /// Where to write: a file (ndjson, eventbridge, garbage) or a directory (s3).
-    #[arg(long, short, value_name = "PATH")]
-    pub output: PathBuf,
-    /// Layout of the output.
-    #[arg(long, value_enum, default_value = "ndjson")]
-    pub layout: LayoutArg,
-    /// Days of activity.
-    #[arg(long, default_value_t = 45)]
-    pub days: u32,
-    /// Random seed; the same seed gives the same bytes.
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Average events per day.
-    #[arg(long, default_value_t = 1000)]
-    pub events_per_day: u32,
-    /// Leave the incidents out (normal activity only).
-    #[arg(long)]
-    pub no_incidents: bool,
-    /// Also write the expected alerts (detection, key) as NDJSON here.
-    #[arg(long, value_name = "FILE")]
-    pub expected: Option<PathBuf>,
-}
-
-/// Output layouts of `generate`.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum LayoutArg {
-    /// One record per line.
-    Ndjson,
-    /// CloudTrail's S3 delivery layout of gzipped {"Records":[...]} files.
-    S3,
-    /// NDJSON of EventBridge envelopes.
-    Eventbridge,
-    /// NDJSON with garbage lines mixed in.
-    Garbage,
-    /// CloudWatch Logs subscription envelopes as Firehose writes them to S3 (gzip
-    /// members back to back).
-    Cloudwatch,
-    /// `aws cloudtrail lookup-events` pages, newest first.
-    LookupEvents,
 }

@@ -24,7 +24,6 @@
 //! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`, `report`).
 //! - [`progress`]: the progress bar of one-shot runs over files.
 //! - [`report`]: the backtest report (HTML with charts, or JSON).
-//! - [`scenario`]: the realistic CloudTrail scenario generator used by tests, benches and demos.
 //!
 //! Embedding: load a detector, wire it to baselines and outputs, feed records.
 //!
@@ -78,7 +77,6 @@ pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod runtime;
-pub mod scenario;
 pub mod serve;
 pub mod sinks;
 pub mod sources;

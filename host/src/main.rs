@@ -18,7 +18,6 @@ use minewatch::config::{Config, EngineKind, StoreBackend};
 use minewatch::replay;
 use minewatch::report::ReportOptions;
 use minewatch::runtime::Engines;
-use minewatch::scenario::{self, Layout, Spec};
 use minewatch::serve::{self, outputs::OutputConfig};
 use minewatch::sources::fluent::ForwardConfig;
 use minewatch::sources::http::HttpSourceConfig;
@@ -27,7 +26,7 @@ use minewatch::store::redis::{RedisConfig, RedisStore};
 use minewatch::summary::{LearnedSummary, RunSummary};
 use minewatch::{DetectorSpec, build_detector, build_limited_detector, share};
 
-use cli::{BaselineCommand, Cli, Command, DetectorArgs, LayoutArg, LogFormat, SecretArgs};
+use cli::{BaselineCommand, Cli, Command, DetectorArgs, LogFormat, SecretArgs};
 
 /// Whether logs (and the end-of-run summary) are JSON lines (`--log-format json`).
 static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -230,7 +229,6 @@ fn dispatch(command: Command) -> Result<ExitCode> {
         }
         Command::Detections(args) => detections(args.component.as_deref(), args.json),
         Command::Validate(args) => validate(&args.config, &args.secrets),
-        Command::Generate(args) => generate(args),
         Command::Report(args) => {
             let config = resolve(&args.detector)?;
             let options = ReportOptions {
@@ -603,50 +601,4 @@ fn sort_findings(
             minewatch::tls::Finding::Warning(text) => warnings.push(format!("{place} {text}")),
         }
     }
-}
-
-fn generate(args: cli::GenerateArgs) -> Result<ExitCode> {
-    anyhow::ensure!(
-        args.no_incidents || args.days >= 21,
-        "--days {}: the scenario's incidents start after a 20-day history, so it needs at \
-         least 21 days; add --no-incidents for a shorter one",
-        args.days
-    );
-    let spec = Spec {
-        seed: args.seed,
-        days: args.days,
-        events_per_day: args.events_per_day,
-        incidents: !args.no_incidents,
-        ..Spec::default()
-    };
-    let layout = match args.layout {
-        LayoutArg::Ndjson => Layout::Ndjson,
-        LayoutArg::S3 => Layout::S3Archive,
-        LayoutArg::Eventbridge => Layout::EventBridge,
-        LayoutArg::Garbage => Layout::NdjsonWithGarbage,
-        LayoutArg::Cloudwatch => Layout::CloudWatchLogs,
-        LayoutArg::LookupEvents => Layout::LookupEvents,
-    };
-    let scenario = scenario::generate(&spec);
-    let written = scenario::write(&scenario, layout, &args.output)?;
-    if let Some(path) = &args.expected {
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("failed to create {}", path.display()))?,
-        );
-        for alert in &scenario.expected {
-            serde_json::to_writer(&mut out, alert)?;
-            out.write_all(b"\n")?;
-        }
-        out.flush()?;
-    }
-    eprintln!(
-        "minewatch: wrote {} records ({} garbage lines) in {} files to {}; {} alerts expected",
-        written.records,
-        written.garbage_lines,
-        written.files,
-        args.output.display(),
-        scenario.expected.len()
-    );
-    Ok(ExitCode::SUCCESS)
 }

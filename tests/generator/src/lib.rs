@@ -1,14 +1,27 @@
-//! Seeded CloudTrail scenario generator: this module owns the synthetic
-//! workload used by tests, benchmarks and the README demo — weeks of normal
-//! multi-account AWS activity (humans, CI roles, autoscaling, applications,
-//! AWS services), injected cryptojacking incidents, the exact list of alerts
-//! the detector is expected to raise (an oracle derived from what was
-//! injected, never from detection logic), and writing a scenario to disk as
-//! NDJSON, a CloudTrail S3 archive, EventBridge envelopes, or NDJSON with
-//! garbage lines.
+//! Seeded CloudTrail scenario generator: the synthetic workload of minewatch's
+//! tests, benchmarks and sample data — weeks of normal multi-account AWS
+//! activity (humans, CI roles, autoscaling, applications, AWS services),
+//! injected cryptojacking incidents, the exact list of alerts the detector is
+//! expected to raise (an oracle derived from what was injected, never from
+//! detection logic), and writing a scenario to disk as NDJSON, a CloudTrail S3
+//! archive, EventBridge envelopes, CloudWatch Logs envelopes, `lookup-events`
+//! pages, or NDJSON with garbage lines.
 //!
 //! Output is a pure function of [`Spec`]: the same spec gives byte-identical
-//! events and files.
+//! events and files. The `minewatch-generate` binary writes one from the command
+//! line; tests and benchmarks call [`generate`] and [`write`]:
+//!
+//! ```no_run
+//! use minewatch_generator::{Layout, Spec, generate, write};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let scenario = generate(&Spec { days: 30, ..Spec::default() });
+//! let written = write(&scenario, Layout::Ndjson, std::path::Path::new("trail.ndjson"))?;
+//! assert_eq!(written.records, scenario.events.len());
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
 
 mod actors;
 mod background;
@@ -99,7 +112,7 @@ pub fn generate(spec: &Spec) -> Scenario {
     if spec.incidents {
         assert!(
             spec.days >= 21,
-            "scenario::generate: incidents are placed after day 20, so a spec with incidents \
+            "minewatch_generator::generate: incidents are placed after day 20, so a spec with incidents \
              needs days >= 21 (got days = {}); set incidents = false for shorter scenarios",
             spec.days
         );
