@@ -228,7 +228,7 @@ fn nests_deeper_than(json: &[u8], limit: usize) -> bool {
 mod tests {
     use super::*;
 
-    const CASE: &str = include_str!("../../tests/data/conformance/learning-gate/events.ndjson");
+    const CASE: &str = include_str!("../../../tests/data/conformance/learning-gate/events.ndjson");
 
     /// Every record through `filter`, with what came back: `None` for unchanged.
     fn run(filter: &mut Filter, records: &[String]) -> Vec<Option<Value>> {
