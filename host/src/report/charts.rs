@@ -12,12 +12,12 @@
 
 use anyhow::{Result, anyhow};
 use chrono::DateTime;
+use html_escape::encode_quoted_attribute as escape;
 use minewatch_guest::catalog::{LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY};
 use minewatch_guest::{DAY_MS, Timestamp};
 use plotters::coord::ranged1d::{IntoSegmentedCoord, SegmentValue};
 use plotters::prelude::*;
 
-use super::html::escape;
 use super::{AlertFacts, MAX_CHART_POINTS, PrincipalChart, Report, WindowFacts, show_time};
 
 /// Chart size in SVG pixels (scaled to the page width by CSS).

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use html_escape::encode_quoted_attribute as escape;
 use minewatch_guest::catalog::{LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY};
 use serde_json::Value;
 
@@ -11,22 +12,6 @@ use super::{KeyStatus, MAX_SET_ROWS, PrincipalChart, Report, SetFacts, show_time
 
 /// Rows of the "other principals" table in the page (the JSON has them all).
 const MAX_OTHER_ROWS: usize = 50;
-
-/// Escapes text for HTML and SVG content and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// `12345` as `12,345`.
 fn thousands(n: u64) -> String {
@@ -596,14 +581,6 @@ fn footer(page: &mut String, report: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup_and_quotes() {
-        assert_eq!(
-            escape(r#"<a href="x">'&'</a>"#),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
-        );
-    }
 
     #[test]
     fn groups_thousands() {
