@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minewatch::config::Config;
-use minewatch::serve::outputs::OutputConfig;
 use minewatch::serve::{self, Listeners};
-use minewatch::sources::http::HttpSourceConfig;
 use minewatch_generator::Spec;
 
 mod common;
@@ -55,25 +53,11 @@ fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
         .collect();
     let dir = tempfile::tempdir()?;
     let config = Config {
-        memory: true,
-        state_dir: dir.path().join("state"),
-        sources: minewatch::config::SourcesConfig {
-            http: Some(HttpSourceConfig {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSourceConfig::default()
-            }),
-            forward: None,
-        },
-        outputs: vec![OutputConfig::from_flag(
-            dir.path().join("alerts.ndjson").to_str().unwrap(),
-            Default::default(),
-            false,
-        )],
         // Each client posts one request at a time: run each on arrival. (The default
         // settle time groups concurrent senders' requests to put them in event-time
         // order; it would add up to 250 ms to every acknowledgement here.)
         settle_ms: 0,
-        ..Config::default()
+        ..common::http_serve_config(dir.path())?
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -18,11 +18,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use minewatch::config::{Config, EngineKind};
+use minewatch::config::EngineKind;
 use minewatch::runtime::{Engines, GuestLimits};
-use minewatch::serve::outputs::OutputConfig;
 use minewatch::serve::{self, Listeners};
-use minewatch::sources::http::HttpSourceConfig;
 use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
 use minewatch_generator::Spec;
@@ -173,26 +171,7 @@ fn measure(
     hostile: &Path,
 ) -> anyhow::Result<(f64, u64)> {
     let dir = tempfile::tempdir()?;
-    let mut config = Config {
-        memory: true,
-        state_dir: dir.path().join("state"),
-        sources: minewatch::config::SourcesConfig {
-            http: Some(HttpSourceConfig {
-                listen: "127.0.0.1:0".parse()?,
-                ..HttpSourceConfig::default()
-            }),
-            forward: None,
-        },
-        outputs: vec![OutputConfig::from_flag(
-            dir.path()
-                .join("alerts.ndjson")
-                .to_str()
-                .unwrap_or("alerts.ndjson"),
-            Default::default(),
-            false,
-        )],
-        ..Config::default()
-    };
+    let mut config = common::http_serve_config(dir.path())?;
     if let Some((behaviour, _)) = other {
         config.tenants = vec![toml::from_str(&format!(
             "name = \"other\"\ncomponent = {hostile:?}\nbatch_cpu_ms = 50\n\

@@ -1,4 +1,34 @@
-//! What both bench binaries print first: the machine they ran on.
+//! What the bench binaries share: the machine they ran on, and the `serve` settings the
+//! HTTP benches start from.
+
+use std::path::Path;
+
+use minewatch::config::{Config, SourcesConfig};
+use minewatch::serve::outputs::OutputConfig;
+use minewatch::sources::http::HttpSourceConfig;
+
+/// `serve` settings for a bench: baselines in memory, the HTTP source on a free
+/// loopback port, alerts to `<dir>/alerts.ndjson`.
+#[allow(dead_code, reason = "the pipeline bench serves nothing")]
+pub fn http_serve_config(dir: &Path) -> anyhow::Result<Config> {
+    Ok(Config {
+        memory: true,
+        state_dir: dir.join("state"),
+        sources: SourcesConfig {
+            http: Some(HttpSourceConfig {
+                listen: "127.0.0.1:0".parse()?,
+                ..HttpSourceConfig::default()
+            }),
+            forward: None,
+        },
+        outputs: vec![OutputConfig::from_flag(
+            &dir.join("alerts.ndjson").to_string_lossy(),
+            Default::default(),
+            false,
+        )],
+        ..Config::default()
+    })
+}
 
 /// Prints the CPU model, core count and memory.
 pub fn print_machine() {
