@@ -6,6 +6,8 @@ mod util;
 
 /// Garbage, wrong types, huge lines, empty and unreadable inputs.
 mod bad_input;
+/// Decompression bombs on both listeners against the sources' memory budget.
+mod bombs;
 /// `detections`, `validate`, `baseline ...` and the output formats.
 mod cli;
 /// The conformance cases of the detection semantics, through both engines.

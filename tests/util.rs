@@ -418,6 +418,11 @@ impl Server {
         }
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The URL of a path on the HTTP listener.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)

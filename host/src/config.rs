@@ -99,13 +99,28 @@ pub struct StoreConfig {
 }
 
 /// The listeners of `serve`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SourcesConfig {
     /// `POST /events` (Vector `http` sink, Fluent Bit / Fluentd `out_http`), `/health`, `/metrics`.
     pub http: Option<HttpSourceConfig>,
     /// The Fluent Forward protocol (Fluent Bit / Fluentd `out_forward`).
     pub forward: Option<crate::sources::fluent::ForwardConfig>,
+    /// Bytes all sources together may hold in flight: bodies and messages as they
+    /// arrive, inflated, and parsed (see [`crate::sources::budget`]); past it a request
+    /// is answered 503 and a Forward connection is closed without its ack, both retried
+    /// by the senders.
+    pub max_inflight_bytes: usize,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            http: None,
+            forward: None,
+            max_inflight_bytes: crate::sources::budget::DEFAULT_MAX_INFLIGHT_BYTES,
+        }
+    }
 }
 
 impl SourcesConfig {
@@ -126,6 +141,12 @@ impl SourcesConfig {
         .into_iter()
         .flatten()
         .filter_map(|result| result.err().map(|error| format!("{error:#}")))
+        .chain((self.max_inflight_bytes < 1 << 20).then(|| {
+            format!(
+                "sources.max_inflight_bytes must be at least 1 MiB, not {}",
+                self.max_inflight_bytes
+            )
+        }))
         .collect();
         if problems.is_empty() {
             Ok(())

@@ -19,7 +19,7 @@ pub fn http_serve_config(dir: &Path) -> anyhow::Result<Config> {
                 listen: "127.0.0.1:0".parse()?,
                 ..HttpSourceConfig::default()
             }),
-            forward: None,
+            ..SourcesConfig::default()
         },
         outputs: vec![OutputConfig::from_flag(
             &dir.join("alerts.ndjson").to_string_lossy(),

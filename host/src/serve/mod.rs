@@ -29,6 +29,7 @@ use crate::pipeline::{Output, Pipeline, PipelineOptions};
 use crate::runtime::{Engines, SharedStore};
 use crate::sinks::SharedSink;
 use crate::sources::ForwardIntake;
+use crate::sources::budget::Budget;
 use crate::sources::fluent;
 use crate::sources::http::{self, HttpState};
 use crate::store::BaselineStore;
@@ -442,6 +443,7 @@ pub async fn serve_with_reload(
         max_record_bytes: config.max_record_bytes,
     };
     let mut tasks = Vec::new();
+    let budget = Budget::new(config.sources.max_inflight_bytes);
     if let (Some(listener), Some(http_config)) = (http_listener, config.sources.http.clone()) {
         tracing::info!(tls = http_tls.is_some(), address = %listener.local_addr()?, "Listening for HTTP.");
         let state = Arc::new(HttpState {
@@ -452,6 +454,7 @@ pub async fn serve_with_reload(
             read,
             record_field: config.record_field.clone(),
             metrics: metrics.clone(),
+            budget: budget.clone(),
         });
         let mut stop = stop_rx.clone();
         let stopping = async move {
@@ -491,6 +494,7 @@ pub async fn serve_with_reload(
                 forward_config,
                 forward_tls,
                 forward_key,
+                budget,
                 handler,
                 async move {
                     let _ = stop.wait_for(|s| *s).await;

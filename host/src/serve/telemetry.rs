@@ -146,6 +146,18 @@ pub const CATALOGUE: &[Metric] = &[
         "Records a source decoded.",
     ),
     metric(
+        "minewatch_source_inflight_bytes",
+        Gauge,
+        Unit::Bytes,
+        "Bytes the sources hold in flight (bodies and messages as received, inflated, parsed), within sources.max_inflight_bytes.",
+    ),
+    metric(
+        "minewatch_budget_refusals_total",
+        Counter,
+        Unit::Count,
+        "Requests and Forward connections refused because the sources' memory budget was taken.",
+    ),
+    metric(
         "minewatch_ack_seconds",
         Histogram,
         Unit::Seconds,
@@ -340,6 +352,10 @@ pub fn register(known: &Known<'_>) {
             "minewatch_received_events_total",
             &[("source", source.to_string())],
         );
+        zero(
+            "minewatch_budget_refusals_total",
+            &[("source", source.to_string())],
+        );
         // Registering a histogram makes it render (empty buckets) before any sample.
         let _ = metrics::histogram!("minewatch_ack_seconds", "source" => *source);
         if *tls {
@@ -365,4 +381,5 @@ pub fn register(known: &Known<'_>) {
     let _ = metrics::histogram!("minewatch_store_commit_seconds");
     let _ = metrics::histogram!("minewatch_store_call_seconds");
     metrics::gauge!("minewatch_store_up").set(if known.store_up { 1.0 } else { 0.0 });
+    metrics::gauge!("minewatch_source_inflight_bytes").set(0.0);
 }

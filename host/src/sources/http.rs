@@ -49,12 +49,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use http_body_util::BodyExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Deserialize;
 use serde_json::json;
 use tower_http::decompression::RequestDecompressionLayer;
 
 use super::Collected;
+use super::budget::{Budget, OverBudget, Reservation};
 use crate::intake::ReadOptions;
 use crate::serve::router::TenantRouter;
 use crate::serve::worker::{Receipt, Receiving, Refused};
@@ -171,6 +173,8 @@ pub struct HttpState {
     pub record_field: Option<String>,
     /// Renders `/metrics`, when a recorder is installed.
     pub metrics: Option<PrometheusHandle>,
+    /// The sources' memory budget: bodies as they arrive, inflated and parsed.
+    pub budget: Budget,
 }
 
 /// The routes of the HTTP source. Every answer is counted in
@@ -344,6 +348,15 @@ enum Outcome {
 }
 
 impl Outcome {
+    /// 503 with `Retry-After`: the sources' memory budget is taken for now.
+    fn over_budget(over: OverBudget) -> Outcome {
+        Outcome::Refused {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            reason: over.to_string(),
+            retry: true,
+        }
+    }
+
     /// A refusal the sender should not simply retry.
     fn refused(status: StatusCode, reason: impl Into<String>) -> Outcome {
         Outcome::Refused {
@@ -455,8 +468,8 @@ async fn answer(
     let started = Instant::now();
     let receiving = Receiving::start();
     let mut protocol = Protocol::of(route, headers);
-    let outcome = match axum::body::to_bytes(body, state.config.max_body_bytes).await {
-        Err(error) => body_error(&error),
+    let outcome = match collect(body, state.config.max_body_bytes, &state.budget).await {
+        Err(refused) => refused,
         Ok(_) if tenant.is_some_and(|name| !state.router.has(name)) => Outcome::refused(
             StatusCode::NOT_FOUND,
             format!("no tenant named {:?}", tenant.unwrap_or_default()),
@@ -486,9 +499,10 @@ async fn ingest(
     route: Route,
     protocol: &mut Protocol,
     headers: &HeaderMap,
-    body: Bytes,
+    body: Received,
     receiving: Receiving,
 ) -> Outcome {
+    let Received { body, mut held } = body;
     if !authorized(state, headers, protocol.is_firehose()) {
         let reason = if protocol.is_firehose() {
             "missing or wrong X-Amz-Firehose-Access-Key: set the access key of the Firehose \
@@ -518,11 +532,17 @@ async fn ingest(
     };
     let firehose = protocol.is_firehose();
     let msgpack = payload::is_msgpack(headers);
+    // The parsed records take about twice the bytes they came from, until they are queued.
+    if let Err(over) = held.cover(PARSED_PER_BODY_BYTE * body.len()) {
+        return Outcome::over_budget(over);
+    }
+    let budget = state.budget.clone();
     let decoded = tokio::task::spawn_blocking(move || {
         let found = if firehose {
-            firehose::decode(&body, source, read, limit, &mut collected)
+            firehose::decode(&body, source, read, limit, &budget, &mut collected)
         } else {
-            payload::decode(&body, msgpack, source, read, limit, &mut collected).map(|()| None)
+            payload::decode(&body, msgpack, source, read, limit, &budget, &mut collected)
+                .map(|()| None)
         };
         found.map(|request_id| (collected, request_id))
     })
@@ -567,17 +587,55 @@ async fn ingest(
     }
 }
 
-/// The answer to a body that could not be read: 413 past `max_body_bytes` (after
-/// decompression), 400 when it does not decompress or arrives broken.
-fn body_error(error: &axum::Error) -> Outcome {
-    let too_large = std::error::Error::source(error)
-        .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-    let (status, what) = if too_large {
-        (StatusCode::PAYLOAD_TOO_LARGE, "body over max_body_bytes")
-    } else {
-        (StatusCode::BAD_REQUEST, "failed to read the body")
-    };
-    Outcome::refused(status, format!("{what}: {error}"))
+/// Parsed records are counted as this many times the body bytes they came from.
+const PARSED_PER_BODY_BYTE: usize = 2;
+
+/// Reads the body (decompressed as it arrives), covering its buffer in the memory budget
+/// as it grows by half at a time (and both buffers while it moves to a bigger one), so
+/// it holds at most 1.5x what arrived: 413 past
+/// `limit`, 503 when the budget cannot cover it, 400 when it does not decompress or
+/// arrives broken.
+async fn collect(body: Body, limit: usize, budget: &Budget) -> Result<Received, Outcome> {
+    let mut body = body;
+    let mut held = budget.reservation("http");
+    let mut buffer: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            Outcome::refused(
+                StatusCode::BAD_REQUEST,
+                format!("failed to read the body: {error}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let len = buffer.len() + data.len();
+        if len > limit {
+            return Err(Outcome::refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over max_body_bytes ({limit} bytes, after decompression)"),
+            ));
+        }
+        if len > buffer.capacity() {
+            let capacity = buffer.capacity();
+            let grown = (capacity + capacity / 2).max(len).min(limit);
+            // The old and the new buffer both exist while the bytes move.
+            held.cover(capacity + grown).map_err(Outcome::over_budget)?;
+            buffer.reserve_exact(grown - buffer.len());
+            held.shrink_to(buffer.capacity());
+        }
+        buffer.extend_from_slice(&data);
+    }
+    Ok(Received {
+        body: Bytes::from(buffer),
+        held,
+    })
+}
+
+/// A request body as received, and the share of the memory budget that covers it.
+struct Received {
+    body: Bytes,
+    held: Reservation,
 }
 
 fn reply(status: StatusCode, body: serde_json::Value, retry_after: Option<u32>) -> Response {

@@ -1,6 +1,7 @@
 //! Network sources of `serve`: HTTP (Vector's `http` sink, Fluent Bit / Fluentd
 //! `out_http`) and the Fluent Forward protocol.
 
+pub mod budget;
 pub mod fluent;
 pub mod http;
 

@@ -26,6 +26,7 @@ use super::protocol::{self, Decoded, FrameScanner, Limits, ProtocolError};
 use super::{ForwardConfig, ForwardHandler, Refusal};
 use crate::serve::worker::Receiving;
 use crate::sources::LiveSecret;
+use crate::sources::budget::{Budget, Reservation};
 use crate::tls::server::ServerTls;
 
 /// Messages at least this large are decoded (and inflated) on a blocking thread.
@@ -64,7 +65,16 @@ pub async fn serve_tls(
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
     let key = Arc::new(LiveSecret::new(config.shared_key.clone()));
-    serve_live(listener, config, tls, key, handler, shutdown).await
+    serve_live(
+        listener,
+        config,
+        tls,
+        key,
+        Budget::default(),
+        handler,
+        shutdown,
+    )
+    .await
 }
 
 /// [`serve_tls`], with the shared key read from `key` as each connection starts (its
@@ -75,6 +85,7 @@ pub async fn serve_live(
     config: ForwardConfig,
     tls: Option<Arc<ServerTls>>,
     key: Arc<LiveSecret>,
+    budget: Budget,
     handler: Arc<dyn ForwardHandler>,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
@@ -118,6 +129,7 @@ pub async fn serve_live(
                             Arc::clone(&config),
                             tls.clone(),
                             key.get(),
+                            budget.clone(),
                             Arc::clone(&handler),
                             stopped.clone(),
                             slot,
@@ -204,6 +216,7 @@ async fn connection(
     config: Arc<ForwardConfig>,
     tls: Option<Arc<ServerTls>>,
     shared_key: Option<String>,
+    budget: Budget,
     handler: Arc<dyn ForwardHandler>,
     mut stopped: watch::Receiver<bool>,
     _slot: OwnedSemaphorePermit,
@@ -214,7 +227,7 @@ async fn connection(
     }
     debug!(peer = %peer, "Accepted a Forward connection.");
     match tls {
-        None => converse(stream, peer, config, shared_key, handler, stopped).await,
+        None => converse(stream, peer, config, shared_key, budget, handler, stopped).await,
         Some(tls) => {
             let handshake = tokio::select! {
                 biased;
@@ -222,7 +235,7 @@ async fn connection(
                 handshake = tls.accept(stream, peer) => handshake,
             };
             if let Some(stream) = handshake {
-                converse(stream, peer, config, shared_key, handler, stopped).await;
+                converse(stream, peer, config, shared_key, budget, handler, stopped).await;
             }
         }
     }
@@ -234,6 +247,7 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     config: Arc<ForwardConfig>,
     shared_key: Option<String>,
+    budget: Budget,
     handler: Arc<dyn ForwardHandler>,
     stopped: watch::Receiver<bool>,
 ) {
@@ -246,6 +260,8 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         shared_key,
         handler,
         buf: BytesMut::new(),
+        buffered: budget.reservation("forward"),
+        budget,
         scanner: FrameScanner::default(),
         warned_signal: false,
         receiving: None,
@@ -254,6 +270,9 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(()) => debug!(peer = %peer, "Closed a Forward connection."),
         Err(Close::Protocol(error @ ProtocolError::TooLarge { .. })) => {
             warn!(%error, peer = %peer, "Closing a Forward connection that sent an oversized message.");
+        }
+        Err(Close::Protocol(error @ ProtocolError::OverBudget(_))) => {
+            warn!(%error, peer = %peer, "Closing a Forward connection without its ack: the sources' memory budget is taken; the client will send the chunk again.");
         }
         Err(Close::Protocol(error)) => {
             warn!(%error, peer = %peer, "Closing a Forward connection that sent garbage.");
@@ -312,6 +331,10 @@ struct Connection<S> {
     handler: Arc<dyn ForwardHandler>,
     /// Bytes read but not yet handled; it always starts at a message boundary.
     buf: BytesMut,
+    /// Covers `buf`'s capacity in the sources' memory budget.
+    buffered: Reservation,
+    /// The sources' memory budget, for decoding.
+    budget: Budget,
     scanner: FrameScanner,
     warned_signal: bool,
     /// Held while part of a message is buffered, until its batch is queued.
@@ -350,6 +373,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 return Ok(());
             }
             self.buf.reserve(READ_CHUNK);
+            self.buffered
+                .cover(self.buf.capacity())
+                .map_err(|over| Close::Protocol(ProtocolError::OverBudget(over)))?;
             tokio::select! {
                 biased;
                 _ = stopped.wait_for(|stop| *stop) => stopping = true,
@@ -399,13 +425,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             .increment(frame.len() as u64);
         let limits = Limits {
             max_decompressed_bytes: self.config.max_decompressed_bytes,
+            budget: self.budget.clone(),
         };
         let decoded = if frame.len() >= BLOCKING_DECODE_BYTES {
-            tokio::task::spawn_blocking(move || protocol::decode_message(&frame, limits))
+            tokio::task::spawn_blocking(move || protocol::decode_message(&frame, &limits))
                 .await
                 .map_err(|error| Close::Internal(error.to_string()))?
         } else {
-            protocol::decode_message(&frame, limits)
+            protocol::decode_message(&frame, &limits)
         };
         let chunk = match decoded.map_err(Close::Protocol)? {
             Decoded::Heartbeat => return Ok(()),
@@ -437,7 +464,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let tag = chunk.batch.tag.clone();
         let records = chunk.batch.records.len();
-        match self.handler.handle(chunk.batch, receiving).await {
+        // The events' share of the memory budget is given back once they are handled.
+        let held = chunk.held;
+        let handled = self.handler.handle(chunk.batch, receiving).await;
+        drop(held);
+        match handled {
             Ok(()) => self.send_ack(chunk.ack).await,
             Err(refusal) => {
                 match (&refusal, chunk.ack.is_some()) {

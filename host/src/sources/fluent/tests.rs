@@ -21,6 +21,7 @@ use tokio::time::timeout;
 
 use super::protocol::{self, Decoded, FrameScanner, Limits, ProtocolError};
 use super::{ForwardBatch, ForwardConfig, ForwardHandler, ForwardTime, Refusal, serve};
+use crate::sources::budget::Budget;
 
 /// How long a test waits for something that should happen promptly.
 pub(super) const WAIT: Duration = Duration::from_secs(10);
@@ -1067,10 +1068,11 @@ fn records_convert_to_json() {
 fn event_time_decoding_normalises_and_rounds() {
     let limits = Limits {
         max_decompressed_bytes: 1 << 20,
+        budget: Budget::default(),
     };
     let decode = |time: Value| {
         let bytes = message("t", time, map(&[]), None);
-        match protocol::decode_message(&bytes, limits).unwrap() {
+        match protocol::decode_message(&bytes, &limits).unwrap() {
             Decoded::Events(chunk) => chunk.batch.records[0].time,
             Decoded::Heartbeat => panic!("not a heartbeat"),
         }
@@ -1080,7 +1082,7 @@ fn event_time_decoding_normalises_and_rounds() {
     assert_eq!(decode(Value::from(u64::MAX)), time(u64::MAX, 0));
     let bytes = pack(&Value::Nil);
     assert!(matches!(
-        protocol::decode_message(&bytes, limits).unwrap(),
+        protocol::decode_message(&bytes, &limits).unwrap(),
         Decoded::Heartbeat
     ));
 }

@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::Outcome;
 use crate::intake::{Location, ReadOptions, Skip, SkipReason, Visitor, read_stream};
 use crate::sources::Collected;
+use crate::sources::budget::Budget;
 use crate::sources::fluent::{ProtocolError, gunzip};
 
 /// The body of a delivery; other fields (`timestamp`) are not needed.
@@ -46,6 +47,7 @@ pub(super) fn decode(
     source: Arc<str>,
     read: ReadOptions,
     limit: usize,
+    memory: &Budget,
     collected: &mut Collected,
 ) -> Result<Option<String>, Outcome> {
     let delivery: Delivery = serde_json::from_slice(body).map_err(|error| {
@@ -74,8 +76,9 @@ pub(super) fn decode(
             }
         };
         let data = if decoded.starts_with(&[0x1f, 0x8b]) {
-            match gunzip(&decoded, budget) {
-                Ok(inflated) => inflated,
+            match gunzip(&decoded, budget, memory, "http") {
+                Ok(inflated) => inflated.bytes,
+                Err(ProtocolError::OverBudget(over)) => return Err(Outcome::over_budget(over)),
                 Err(ProtocolError::TooLarge { .. }) => {
                     return Err(Outcome::refused(
                         StatusCode::PAYLOAD_TOO_LARGE,

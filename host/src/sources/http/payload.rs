@@ -10,6 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use super::Outcome;
 use crate::intake::{Location, ReadOptions, Skip, SkipReason, Visitor, read_stream, visit_value};
 use crate::sources::Collected;
+use crate::sources::budget::Budget;
 use crate::sources::fluent::{ProtocolError, StreamEntry, gunzip, read_entries};
 
 /// Whether the request says its body is msgpack (`application/msgpack`, or the older
@@ -40,11 +41,12 @@ pub(super) fn decode(
     source: Arc<str>,
     read: ReadOptions,
     limit: usize,
+    budget: &Budget,
     collected: &mut Collected,
 ) -> Result<(), Outcome> {
     crate::test_hook::point("decode");
     if msgpack {
-        return decode_msgpack(body, source, limit, collected);
+        return decode_msgpack(body, source, limit, budget, collected);
     }
     if let Err(error) = read_stream(body, source, read, collected) {
         return Err(Outcome::refused(
@@ -61,7 +63,7 @@ pub(super) fn decode(
             .skips
             .iter()
             .all(|s| s.reason == SkipReason::InvalidJson);
-    if nothing_parsed && !holds_json(body, limit) {
+    if nothing_parsed && !holds_json(body, limit, budget) {
         let first = &collected.skips[0];
         return Err(Outcome::refused(
             StatusCode::BAD_REQUEST,
@@ -78,13 +80,13 @@ pub(super) fn decode(
 
 /// Whether some top-level value of the body (gunzipped by its magic bytes) is JSON: the
 /// body as a whole, its first value, or one of its lines.
-fn holds_json(body: &[u8], limit: usize) -> bool {
+fn holds_json(body: &[u8], limit: usize, budget: &Budget) -> bool {
     let inflated;
     let bytes = if body.starts_with(&[0x1f, 0x8b]) {
-        match gunzip(body, limit) {
+        match gunzip(body, limit, budget, "http") {
             Ok(bytes) => {
                 inflated = bytes;
-                &inflated[..]
+                &inflated.bytes[..]
             }
             Err(_) => return false,
         }
@@ -123,18 +125,20 @@ fn decode_msgpack(
     body: &[u8],
     source: Arc<str>,
     limit: usize,
+    budget: &Budget,
     collected: &mut Collected,
 ) -> Result<(), Outcome> {
     let inflated;
     let bytes = if body.starts_with(&[0x1f, 0x8b]) {
-        inflated = gunzip(body, limit).map_err(|error| match error {
+        inflated = gunzip(body, limit, budget, "http").map_err(|error| match error {
             ProtocolError::TooLarge { .. } => Outcome::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("body over max_body_bytes: {error}"),
             ),
             ProtocolError::Garbage(why) => Outcome::refused(StatusCode::BAD_REQUEST, why),
+            ProtocolError::OverBudget(over) => Outcome::over_budget(over),
         })?;
-        &inflated[..]
+        &inflated.bytes[..]
     } else {
         body
     };

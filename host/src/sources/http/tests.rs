@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::{Outcome, firehose, payload};
 use crate::intake::{ReadOptions, SkipReason};
 use crate::sources::Collected;
+use crate::sources::budget::Budget;
 
 fn field_case(path: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -100,6 +101,7 @@ fn firehose_records_are_read_each_at_its_index() {
         "http:/firehose".into(),
         ReadOptions::default(),
         1 << 20,
+        &Budget::default(),
         &mut found,
     )
     .unwrap();
@@ -141,6 +143,7 @@ fn the_field_case_delivery_holds_one_launch_and_a_health_check() {
         "http:/firehose".into(),
         ReadOptions::default(),
         1 << 20,
+        &Budget::default(),
         &mut found,
     )
     .unwrap();
@@ -169,6 +172,7 @@ fn a_body_that_is_not_a_delivery_is_refused_and_records_cannot_inflate_without_b
             "http:/firehose".into(),
             ReadOptions::default(),
             1 << 20,
+            &Budget::default(),
             &mut collected(None),
         ));
         assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -183,6 +187,7 @@ fn a_body_that_is_not_a_delivery_is_refused_and_records_cannot_inflate_without_b
         "http:/firehose".into(),
         ReadOptions::default(),
         100_000,
+        &Budget::default(),
         &mut collected(None),
     ));
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
@@ -210,6 +215,7 @@ fn decode_events(
         "http:/events".into(),
         ReadOptions::default(),
         1 << 20,
+        &Budget::default(),
         &mut found,
     )
     .map(|()| found)

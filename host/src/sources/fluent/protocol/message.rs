@@ -11,14 +11,21 @@ use super::gzip::gunzip;
 use super::json::{kind, lossy, map_to_json, to_json};
 use super::time::event_time;
 use super::{MAX_RMPV_DEPTH, ProtocolError, garbage, read_one};
+use crate::sources::budget::{Budget, Reservation};
 use crate::sources::fluent::{ForwardBatch, ForwardRecord, ForwardTime};
 
 /// Limits that apply while decoding one message.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// Largest decompressed CompressedPackedForward payload.
     pub(crate) max_decompressed_bytes: usize,
+    /// The sources' memory budget: the inflated payload and the parsed events are
+    /// covered by it.
+    pub(crate) budget: Budget,
 }
+
+/// Parsed events are counted as this many times the msgpack bytes they came from.
+const PARSED_PER_MSGPACK_BYTE: usize = 2;
 
 /// One decoded client message.
 #[derive(Debug)]
@@ -41,10 +48,12 @@ pub(crate) struct Chunk {
     pub(crate) foreign_signal: Option<u64>,
     /// Why the first dropped entry was dropped, for the debug log.
     pub(crate) first_drop: Option<&'static str>,
+    /// The share of the memory budget the events hold until they are handed over.
+    pub(crate) held: Reservation,
 }
 
 /// Decodes one complete message (as delimited by [`FrameScanner`]).
-pub(crate) fn decode_message(frame: &[u8], limits: Limits) -> Result<Decoded, ProtocolError> {
+pub(crate) fn decode_message(frame: &[u8], limits: &Limits) -> Result<Decoded, ProtocolError> {
     let value = read_one(frame)?;
     let items = match value {
         ValueRef::Nil => return Ok(Decoded::Heartbeat),
@@ -68,6 +77,8 @@ pub(crate) fn decode_message(frame: &[u8], limits: Limits) -> Result<Decoded, Pr
         other => return Err(garbage(format!("tag is {}, not a string", kind(other)))),
     };
     let mut events = Events::new(tag);
+    let mut held = limits.budget.reservation("forward");
+    let mut msgpack_bytes = frame.len();
     let options = if let ValueRef::Array(entries) = &items[1] {
         // Forward mode: [tag, [[time, record], ...], option?].
         let options = forward_options(&items)?;
@@ -84,11 +95,19 @@ pub(crate) fn decode_message(frame: &[u8], limits: Limits) -> Result<Decoded, Pr
         if options.foreign_signal().is_none() {
             let inflated;
             let mut rest = if options.gzip {
-                inflated = gunzip(payload, limits.max_decompressed_bytes)?;
-                &inflated[..]
+                inflated = gunzip(
+                    payload,
+                    limits.max_decompressed_bytes,
+                    &limits.budget,
+                    "forward",
+                )?;
+                msgpack_bytes = inflated.bytes.len();
+                &inflated.bytes[..]
             } else {
                 payload
             };
+            held.cover(PARSED_PER_MSGPACK_BYTE * msgpack_bytes)
+                .map_err(ProtocolError::OverBudget)?;
             while !rest.is_empty() {
                 let entry = rmpv::decode::read_value_ref_with_max_depth(&mut rest, MAX_RMPV_DEPTH)
                     .map_err(|error| {
@@ -110,6 +129,8 @@ pub(crate) fn decode_message(frame: &[u8], limits: Limits) -> Result<Decoded, Pr
         }
         options
     };
+    held.cover(PARSED_PER_MSGPACK_BYTE * msgpack_bytes)
+        .map_err(ProtocolError::OverBudget)?;
     let ack = options.chunk.map(encode_ack);
     let foreign_signal = options.foreign_signal();
     Ok(Decoded::Events(Chunk {
@@ -117,6 +138,7 @@ pub(crate) fn decode_message(frame: &[u8], limits: Limits) -> Result<Decoded, Pr
         ack,
         foreign_signal,
         first_drop: events.first_drop,
+        held,
     }))
 }
 

@@ -20,6 +20,8 @@ use std::fmt;
 
 use rmpv::ValueRef;
 
+use crate::sources::budget::OverBudget;
+
 pub(crate) use frame::FrameScanner;
 pub(crate) use gzip::gunzip;
 pub(crate) use handshake::{answer_ping, encode_helo, sha512_hex};
@@ -52,6 +54,8 @@ pub(crate) enum ProtocolError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// The sources' memory budget could not cover it; the sender should retry later.
+    OverBudget(OverBudget),
 }
 
 impl fmt::Display for ProtocolError {
@@ -61,6 +65,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::TooLarge { what, limit } => {
                 write!(f, "{what} is larger than {limit} bytes")
             }
+            ProtocolError::OverBudget(over) => over.fmt(f),
         }
     }
 }
