@@ -428,6 +428,10 @@ fn needs_restart(
             spool_dir
         ]
     );
+    differ(
+        "sources.max_inflight_bytes",
+        old.sources.max_inflight_bytes == new.sources.max_inflight_bytes,
+    );
     match (&old.sources.http, &new.sources.http) {
         (Some(o), Some(n)) => {
             compare!(
