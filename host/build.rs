@@ -15,6 +15,10 @@
 //!
 //! A failed build script is run again by the next build, so installing the target and
 //! rebuilding repairs the binary; no `cargo clean` is needed.
+//!
+//! `MINEWATCH_GUEST_TOOLCHAIN=<toolchain>` builds the guest with another rustup toolchain
+//! than the host's: the nightly that builds the fuzz targets (`tests/fuzz`) has no
+//! `wasm32-wasip2`, the stable one does.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -37,13 +41,26 @@ fn main() -> anyhow::Result<()> {
         println!("cargo:rerun-if-changed={}", workspace.join(path).display());
     }
 
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let libdir = target_libdir(&rustc)?;
-    if !target_installed(&libdir) {
-        install_target(&libdir)?;
-    }
-
-    let mut cargo = Command::new(env::var("CARGO")?);
+    println!("cargo:rerun-if-env-changed=MINEWATCH_GUEST_TOOLCHAIN");
+    let mut cargo = match env::var("MINEWATCH_GUEST_TOOLCHAIN") {
+        Ok(toolchain) => {
+            let mut cargo = Command::new("cargo");
+            cargo
+                .env("RUSTUP_TOOLCHAIN", toolchain)
+                .env_remove("RUSTC")
+                .env_remove("RUSTC_WRAPPER")
+                .env_remove("RUSTDOC");
+            cargo
+        }
+        Err(_) => {
+            let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+            let libdir = target_libdir(&rustc)?;
+            if !target_installed(&libdir) {
+                install_target(&libdir)?;
+            }
+            Command::new(env::var("CARGO")?)
+        }
+    };
     cargo
         .current_dir(workspace)
         .args(["build", "-p", "minewatch-guest", "--target", TARGET])

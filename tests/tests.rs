@@ -23,6 +23,8 @@ mod firehose;
 mod fleet;
 /// The Fluent Bit filter_wasm plugin, through Fluent Bit's ABI, gives the Rust host's alerts.
 mod fluent_bit;
+/// The fuzz targets' corpora replayed on stable.
+mod fuzz_corpora;
 /// Risk-based incidents: one per stolen key, across restarts, in OCSF.
 mod incidents;
 /// The roads CloudTrail leaves AWS by (field cases, envelopes, lookup-events, mass

@@ -20,6 +20,7 @@
 //! - [`config`]: the TOML configuration.
 //! - [`tenants`]: tenants, their limits and routing.
 //! - [`dead_letter`]: the file of batches a detector was stopped on.
+//! - [`fuzzing`]: the decoders of untrusted bytes behind the fuzz targets' entry points.
 //! - [`summary`]: counts and the skip log.
 //! - [`replay`]: one-shot replays of inputs (`run`, `baseline build`, `report`).
 //! - [`progress`]: the progress bar of one-shot runs over files.
@@ -70,6 +71,7 @@ pub mod alert;
 pub mod bindings;
 pub mod config;
 pub mod dead_letter;
+pub mod fuzzing;
 pub mod incidents;
 pub mod intake;
 pub mod pipeline;

@@ -587,6 +587,23 @@ async fn ingest(
     }
 }
 
+/// Decodes a body as `POST /events` does (for the fuzz targets); true when accepted.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "payload::decode's arguments, handed on"
+)]
+pub(crate) fn decode_body(
+    body: &[u8],
+    msgpack: bool,
+    source: Arc<str>,
+    read: ReadOptions,
+    limit: usize,
+    budget: &Budget,
+    collected: &mut Collected,
+) -> bool {
+    payload::decode(body, msgpack, source, read, limit, budget, collected).is_ok()
+}
+
 /// Parsed records are counted as this many times the body bytes they came from.
 const PARSED_PER_BODY_BYTE: usize = 2;
 
