@@ -630,7 +630,10 @@ async fn collect(body: Body, limit: usize, budget: &Budget) -> Result<Received, 
         if len > limit {
             return Err(Outcome::refused(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                format!("body over max_body_bytes ({limit} bytes, after decompression)"),
+                format!(
+                    "body over max_body_bytes ({limit} bytes, after decompression): send \
+                     smaller batches or raise [sources.http] max_body_bytes"
+                ),
             ));
         }
         if len > buffer.capacity() {
