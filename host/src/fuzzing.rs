@@ -82,7 +82,7 @@ pub fn http_body(data: &[u8]) {
     let read = ReadOptions {
         max_record_bytes: 64 * 1024,
     };
-    let _ = crate::sources::http::decode_body(
+    let _ = crate::sources::http::payload::decode(
         body,
         mode % 2 == 1,
         "fuzz".into(),

@@ -34,7 +34,7 @@
 //! with `tls_client_ca` too, a client must present a certificate signed by that CA.
 
 mod firehose;
-mod payload;
+pub(crate) mod payload;
 #[cfg(test)]
 mod tests;
 
@@ -333,7 +333,7 @@ async fn tenant_firehose_delivery(
 
 /// What became of a request, before it is put in the reply shape its sender reads.
 #[derive(Debug)]
-enum Outcome {
+pub(crate) enum Outcome {
     /// Processed and committed.
     Processed(Receipt),
     /// Not processed (or not wholly): the sender should fix or resend it.
@@ -585,23 +585,6 @@ async fn ingest(
         reason,
         retry: true,
     }
-}
-
-/// Decodes a body as `POST /events` does (for the fuzz targets); true when accepted.
-#[allow(
-    clippy::too_many_arguments,
-    reason = "payload::decode's arguments, handed on"
-)]
-pub(crate) fn decode_body(
-    body: &[u8],
-    msgpack: bool,
-    source: Arc<str>,
-    read: ReadOptions,
-    limit: usize,
-    budget: &Budget,
-    collected: &mut Collected,
-) -> bool {
-    payload::decode(body, msgpack, source, read, limit, budget, collected).is_ok()
 }
 
 /// Parsed records are counted as this many times the body bytes they came from.

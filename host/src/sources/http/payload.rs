@@ -35,7 +35,7 @@ pub(super) fn is_msgpack(headers: &HeaderMap) -> bool {
 /// The refusal for a body that does not decode at all: broken compression, not JSON,
 /// NDJSON or msgpack anywhere (one whose records are merely not CloudTrail is read, as
 /// counted skips).
-pub(super) fn decode(
+pub(crate) fn decode(
     body: &[u8],
     msgpack: bool,
     source: Arc<str>,
