@@ -260,7 +260,10 @@ fn a_batch_run_again_after_a_failure_gets_the_same_answers() {
     // A new batch, or another sidecar: the keys are known now, the launches counted once.
     let mut other = redis.store();
     other.begin_batch(false);
-    assert_eq!(other.tenant("acme").add("rate/calls", &[("alice", 0, 0)]), [2]);
+    assert_eq!(
+        other.tenant("acme").add("rate/calls", &[("alice", 0, 0)]),
+        [2]
+    );
     let seen =
         other
             .tenant("acme")

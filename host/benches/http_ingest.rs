@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use minewatch::config::Config;
-use minewatch::serve::{self, Listeners};
 use minewatch_generator::Spec;
 
 mod common;
@@ -59,19 +58,8 @@ fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
         settle_ms: 0,
         ..common::http_serve_config(dir.path())?
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = runtime.block_on(Listeners::bind(&config))?;
-    let url = format!(
-        "http://{}/events",
-        listeners.http.as_ref().unwrap().local_addr()?
-    );
-    let server = runtime.spawn(serve::serve(config, listeners, async {
-        let _ = stop_rx.await;
-    }));
+    let served = common::Served::start(config)?;
+    let url = format!("{}/events", served.base);
 
     // Warm up (first connections, allocator, page cache) with the first requests, untimed;
     // they are sent again below, as retries Vector could make, and deduplicated.
@@ -125,8 +113,7 @@ fn run(lines: &[String], batch: usize, raw_bytes: usize) -> anyhow::Result<()> {
         client.join().unwrap();
     }
     let wall = started.elapsed().as_secs_f64();
-    let _ = stop_tx.send(());
-    let summary = runtime.block_on(server)??;
+    let summary = served.stop()?;
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort();
     let pct = |p: f64| {

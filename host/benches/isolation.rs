@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use minewatch::config::EngineKind;
 use minewatch::runtime::{Engines, GuestLimits};
-use minewatch::serve::{self, Listeners};
 use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
 use minewatch_generator::Spec;
@@ -178,16 +177,8 @@ fn measure(
              [detector]\nbehaviour = \"{behaviour}\"\n"
         ))?];
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let listeners = runtime.block_on(Listeners::bind(&config))?;
-    let base = format!("http://{}", listeners.http.as_ref().unwrap().local_addr()?);
-    let server = runtime.spawn(serve::serve(config, listeners, async {
-        let _ = stop_rx.await;
-    }));
+    let served = common::Served::start(config)?;
+    let base = served.base.clone();
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
@@ -231,7 +222,6 @@ fn measure(
     if let Some(feeder) = feeder {
         let _ = feeder.join();
     }
-    let _ = stop_tx.send(());
-    runtime.block_on(server)??;
+    served.stop()?;
     Ok((rate, other_batches.load(Ordering::Relaxed)))
 }

@@ -5,7 +5,9 @@ use std::path::Path;
 
 use minewatch::config::{Config, SourcesConfig};
 use minewatch::serve::outputs::OutputConfig;
+use minewatch::serve::{self, Listeners};
 use minewatch::sources::http::HttpSourceConfig;
+use minewatch::summary::RunSummary;
 
 /// `serve` settings for a bench: baselines in memory, the HTTP source on a free
 /// loopback port, alerts to `<dir>/alerts.ndjson`.
@@ -59,4 +61,44 @@ pub fn print_machine() {
         "machine: {cpu}, {cores} cores, {:.0} GiB RAM",
         memory as f64 / 1048576.0
     );
+}
+
+/// A `serve` running on its own two-thread runtime, for the HTTP benches.
+#[allow(dead_code, reason = "the pipeline bench serves nothing")]
+pub struct Served {
+    /// The runtime it runs on.
+    pub runtime: tokio::runtime::Runtime,
+    /// `http://<address>` of its HTTP listener.
+    pub base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<anyhow::Result<RunSummary>>,
+}
+
+#[allow(dead_code, reason = "the pipeline bench serves nothing")]
+impl Served {
+    /// Binds `config`'s listeners and starts serving.
+    pub fn start(config: Config) -> anyhow::Result<Served> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let listeners = runtime.block_on(Listeners::bind(&config))?;
+        let base = format!("http://{}", listeners.http.as_ref().unwrap().local_addr()?);
+        let server = runtime.spawn(serve::serve(config, listeners, async {
+            let _ = stopped.await;
+        }));
+        Ok(Served {
+            runtime,
+            base,
+            stop,
+            server,
+        })
+    }
+
+    /// Shuts it down as SIGTERM would and returns its summary.
+    pub fn stop(self) -> anyhow::Result<RunSummary> {
+        let _ = self.stop.send(());
+        self.runtime.block_on(self.server)?
+    }
 }
