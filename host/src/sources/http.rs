@@ -532,8 +532,8 @@ async fn ingest(
     };
     let firehose = protocol.is_firehose();
     let msgpack = payload::is_msgpack(headers);
-    // The parsed records take about twice the bytes they came from, until they are queued.
-    if let Err(over) = held.cover(PARSED_PER_BODY_BYTE * body.len()) {
+    // Besides the body, the parsed records take about twice its bytes until processed.
+    if let Err(over) = held.cover(held.bytes() + PARSED_PER_BODY_BYTE * body.len()) {
         return Outcome::over_budget(over);
     }
     let budget = state.budget.clone();
