@@ -74,8 +74,8 @@ pub struct ForwardRecord {
     /// The event time the client attached.
     pub time: ForwardTime,
     /// The msgpack map converted to JSON: binary strings become UTF-8 (lossy), EventTime
-    /// values become fractional seconds, other ext types become null, and non-string keys
-    /// become their JSON text.
+    /// values become fractional seconds, other ext types become null, number, boolean and nil
+    /// keys become their JSON text, and container keys the name of their kind ("a map").
     pub record: serde_json::Value,
 }
 

@@ -1133,3 +1133,16 @@ fn sha512_hex_matches_the_standard_vector() {
          2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
     );
 }
+
+#[test]
+fn container_keys_are_named_by_their_kind_not_written_out() {
+    // Maps as keys of maps as keys: written out, each level escaped the one inside it
+    // again, and 40 levels of this took gigabytes (the forward_stream fuzz target).
+    let mut key = map(&[("k", s("v"))]);
+    for _ in 0..40 {
+        key = Value::Map(vec![(key, s("x"))]);
+    }
+    let value = Value::Map(vec![(key, s("deep")), (Value::Array(vec![]), s("list"))]);
+    let json = protocol::to_json(&protocol::read_one(&pack(&value)).unwrap());
+    assert_eq!(json, json!({"a map": "deep", "an array": "list"}));
+}

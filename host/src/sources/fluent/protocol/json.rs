@@ -43,7 +43,11 @@ pub(super) fn map_to_json(pairs: &[(ValueRef<'_>, ValueRef<'_>)]) -> Map<String,
         let key = match key {
             ValueRef::String(text) => lossy(text.as_bytes()),
             ValueRef::Binary(bytes) => lossy(bytes),
-            other => to_json(other).to_string(),
+            // A container as a key is named by its kind, not written out: its own keys
+            // would be escaped again at every level, and a few hundred bytes of nested
+            // maps would become gigabytes of text (found by the forward_stream target).
+            ValueRef::Array(_) | ValueRef::Map(_) | ValueRef::Ext(..) => kind(key).to_string(),
+            scalar => to_json(scalar).to_string(),
         };
         map.insert(key, to_json(value));
     }
