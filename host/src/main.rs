@@ -132,6 +132,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                 .build()
                 .context("failed to start the async runtime")?;
             let summary = runtime.block_on(async {
+                let shutdown = serve::signal();
                 let listeners = serve::Listeners::bind(&config).await?;
                 let reload = args.detector.config.clone().map(|path| {
                     let flags = args.clone();
@@ -143,7 +144,7 @@ fn dispatch(command: Command) -> Result<ExitCode> {
                         }),
                     }
                 });
-                serve::serve_with_reload(config, listeners, serve::signal(), reload).await
+                serve::serve_with_reload(config, listeners, shutdown, reload).await
             })?;
             print_summary(&summary, &summary);
             Ok(ExitCode::SUCCESS)
