@@ -140,6 +140,31 @@ impl Reservation {
         }
     }
 
+    /// Makes `buffer` hold at least `len` bytes (`len` at most `limit`), covered by this
+    /// reservation: it grows by half at a time, to at least `first` and never past
+    /// `limit`, and while the bytes move to the bigger allocation both are covered, so
+    /// the budget bounds the peak, not only what stays.
+    ///
+    /// # Errors
+    /// The budget cannot cover the growth; the buffer is left as it was.
+    pub fn grow(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        len: usize,
+        first: usize,
+        limit: usize,
+    ) -> Result<(), OverBudget> {
+        let capacity = buffer.capacity();
+        if len <= capacity {
+            return Ok(());
+        }
+        let grown = (capacity + capacity / 2).max(len).max(first).min(limit);
+        self.cover(capacity + grown)?;
+        buffer.reserve_exact(grown - buffer.len());
+        self.shrink_to(buffer.capacity());
+        Ok(())
+    }
+
     /// Shrinks the reservation to `bytes`, giving the rest back.
     pub fn shrink_to(&mut self, bytes: usize) {
         if bytes < self.bytes {

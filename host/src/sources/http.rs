@@ -619,14 +619,8 @@ async fn collect(body: Body, limit: usize, budget: &Budget) -> Result<Received, 
                 ),
             ));
         }
-        if len > buffer.capacity() {
-            let capacity = buffer.capacity();
-            let grown = (capacity + capacity / 2).max(len).min(limit);
-            // The old and the new buffer both exist while the bytes move.
-            held.cover(capacity + grown).map_err(Outcome::over_budget)?;
-            buffer.reserve_exact(grown - buffer.len());
-            held.shrink_to(buffer.capacity());
-        }
+        held.grow(&mut buffer, len, 0, limit)
+            .map_err(Outcome::over_budget)?;
         buffer.extend_from_slice(&data);
     }
     Ok(Received {

@@ -58,16 +58,9 @@ pub(crate) fn gunzip(
                 limit,
             });
         }
-        if len > out.bytes.capacity() {
-            let capacity = out.bytes.capacity();
-            let grown = (capacity + capacity / 2).max(len).max(STEP).min(limit);
-            // The old and the new buffer both exist while the bytes move.
-            out.reservation
-                .cover(capacity + grown)
-                .map_err(ProtocolError::OverBudget)?;
-            out.bytes.reserve_exact(grown - out.bytes.len());
-            out.reservation.shrink_to(out.bytes.capacity());
-        }
+        out.reservation
+            .grow(&mut out.bytes, len, STEP, limit)
+            .map_err(ProtocolError::OverBudget)?;
         out.bytes.extend_from_slice(&step[..n]);
     }
 }
