@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use minewatch::fuzzing;
+use minewatch_fluent_bit::fuzzing as plugin;
 
 /// Runs `entry` over every file of the target's corpus; fails naming each input that
 /// panicked.
@@ -52,4 +53,24 @@ fn spool_recovery_corpus() {
 #[test]
 fn config_text_corpus() {
     replay("config_text", fuzzing::config_text);
+}
+
+#[test]
+fn forward_frames_corpus() {
+    replay("forward_frames", fuzzing::forward_frames);
+}
+
+#[test]
+fn gzip_json_corpus() {
+    replay("gzip_json", fuzzing::gzip_json);
+}
+
+#[test]
+fn field_cut_corpus() {
+    replay("field_cut", fuzzing::field_cut);
+}
+
+#[test]
+fn plugin_record_corpus() {
+    replay("plugin_record", plugin::records);
 }

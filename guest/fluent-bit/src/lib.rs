@@ -11,6 +11,7 @@
 //! - [`baseline`]: the in-memory baselines, with the host store's semantics.
 //! - [`seed`]: loading a baseline export.
 //! - [`settings`]: the settings file the plugin reads at start.
+//! - [`fuzzing`]: the record path the fuzz target runs, with its invariants.
 //! - `abi` (wasm32 only): the exported function Fluent Bit calls, and the only unsafe code.
 //!
 //! See `examples/fluent-bit-filter/` for the build, a Fluent Bit configuration and the limits.
@@ -18,6 +19,7 @@
 
 pub mod baseline;
 pub mod filter;
+pub mod fuzzing;
 pub mod seed;
 pub mod settings;
 

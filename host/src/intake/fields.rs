@@ -88,7 +88,7 @@ impl FieldSet {
 
     /// A seed that cuts the value it reads down to this set, failing with
     /// [`OVER_BUDGET`] once the kept strings and keys pass `budget` bytes.
-    pub(super) fn cutter(&self, budget: usize) -> Cutter<'_> {
+    pub(crate) fn cutter(&self, budget: usize) -> Cutter<'_> {
         Cutter {
             root: &self.root,
             left: Cell::new(budget),
@@ -139,7 +139,7 @@ impl Node {
 pub(super) const OVER_BUDGET: &str = "the fields the detectors read are over max_record_bytes";
 
 /// Reads one JSON value keeping only a [`FieldSet`]'s paths (see [`FieldSet::cutter`]).
-pub(super) struct Cutter<'a> {
+pub(crate) struct Cutter<'a> {
     root: &'a Node,
     /// Bytes of strings and keys that may still be kept.
     left: Cell<usize>,
@@ -157,7 +157,7 @@ impl Cutter<'_> {
     }
 
     /// The seed that reads a whole record.
-    pub(super) fn seed(&self) -> Seed<'_> {
+    pub(crate) fn seed(&self) -> Seed<'_> {
         self.at(Some(self.root))
     }
 
@@ -168,7 +168,7 @@ impl Cutter<'_> {
 
 /// One position inside the value being cut: what to keep of it (`None`: all of it).
 #[derive(Clone, Copy)]
-pub(super) struct Seed<'b> {
+pub(crate) struct Seed<'b> {
     cutter: &'b Cutter<'b>,
     node: Option<&'b Node>,
 }

@@ -4,10 +4,25 @@
 //! panicking: nothing is held against the memory budget afterwards, no decoder keeps
 //! more than its limits allow, a scanner always makes progress, and what is accepted
 //! has the shape its consumers expect. Not an API for embedding.
+//!
+//! Byte targets take the input as it would arrive; the structure-aware ones
+//! ([`forward_frames`], [`gzip_json`], [`field_cut`]) build valid containers from it
+//! with `arbitrary`, to reach the states behind a gzip member or a msgpack header.
+
+mod field_cut;
+mod forward_frames;
+mod gzip_json;
+
+pub use field_cut::field_cut;
+pub use forward_frames::forward_frames;
+pub use gzip_json::gzip_json;
 
 use std::io::BufReader;
+use std::sync::LazyLock;
 use std::time::Duration;
 
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use serde_json::Value;
 
 use crate::intake::{Prefilter, ReadOptions, read_stream};
@@ -17,24 +32,48 @@ use crate::sources::fluent::protocol::{self, Decoded, FrameScanner, Limits};
 
 /// Largest message, decompressed payload and body the targets allow (1 MiB), small so
 /// that inputs can reach the limits.
-const LIMIT: usize = 1 << 20;
+pub(crate) const LIMIT: usize = 1 << 20;
 
 /// The memory budget of one input: four times the limit.
-const BUDGET: usize = 4 * LIMIT;
+pub(crate) const BUDGET: usize = 4 * LIMIT;
 
-/// What the detectors subscribe to, so the prefilter and the field cut run as in `serve`.
+/// The built-in detector's prefilter and field cut, as in `serve`.
 fn prefilter() -> Prefilter {
+    let info = minewatch_guest::Detector::describe();
     Prefilter::new(
-        ["RunInstances", "StartInstances"],
-        [
-            "eventSource",
-            "eventName",
-            "eventTime",
-            "awsRegion",
-            "userIdentity.arn",
-            "requestParameters.instanceType",
-        ],
+        info.subscriptions
+            .iter()
+            .flat_map(|s| s.event_names.iter().map(String::as_str)),
+        info.fields.iter().map(String::as_str),
     )
+}
+
+/// One gzip member of `bytes`.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::fast());
+    encoder.write_all(bytes).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory")
+}
+
+/// A gzip member of zeros that inflates to an eighth more than [`LIMIT`], made once.
+fn bomb() -> &'static [u8] {
+    static BOMB: LazyLock<Vec<u8>> = LazyLock::new(|| {
+        use std::io::Write;
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder
+            .write_all(&vec![0; LIMIT + LIMIT / 8])
+            .expect("gzip into memory");
+        encoder.finish().expect("gzip into memory")
+    });
+    &BOMB
+}
+
+/// Up to 64 bytes of the input as text (invalid UTF-8 replaced).
+fn text(u: &mut arbitrary::Unstructured) -> arbitrary::Result<String> {
+    let len = u.int_in_range(0..=64usize)?;
+    let bytes = u.bytes(len.min(u.len()))?;
+    Ok(String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// A Fluent Forward connection's bytes: messages cut by the frame scanner and decoded
@@ -193,4 +232,18 @@ pub fn config_text(data: &[u8]) {
         let _ = config.problems();
         let _ = config.tenant_specs();
     }
+}
+
+/// `len` pseudo-random bytes from `seed` (xorshift), for the builders' own tests.
+#[cfg(test)]
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
 }
