@@ -4,7 +4,6 @@
 
 use arbitrary::{Result, Unstructured};
 use minewatch_guest::projection::{FieldPath, project};
-use serde::de::DeserializeSeed;
 use serde_json::Value;
 
 use crate::intake::FieldSet;
@@ -41,12 +40,8 @@ pub fn field_cut(data: &[u8]) {
         return;
     };
     let fields = FieldSet::new(paths.iter().map(String::as_str));
-    let cutter = fields.cutter(usize::MAX);
-    let mut reader = serde_json::Deserializer::from_slice(&text);
-    let cut = cutter
-        .seed()
-        .deserialize(&mut reader)
-        .and_then(|cut| reader.end().map(|()| cut))
+    let cut = fields
+        .parse(&text)
         .unwrap_or_else(|e| panic!("the cut refused what parses whole: {e}"));
     let parsed: Vec<FieldPath> = paths
         .iter()

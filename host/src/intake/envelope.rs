@@ -151,6 +151,35 @@ fn visit_object(
     Ok(0)
 }
 
+/// Keys (besides `Records`, `detail-type` and the wrappers) that make an object one this
+/// module acts on rather than skips.
+const RECOGNISED_BY: [&str; 6] = [
+    "eventName",
+    "eventSource",
+    "messageType",
+    "awslogs",
+    "Events",
+    "digestStartTime",
+];
+
+/// Whether every object in `value`, read with the field cut, is one this module
+/// recognises by the keys the cut keeps (see [`super::FieldSet`]); an object it would
+/// skip as not CloudTrail is read again whole, so that the skip lists its own keys.
+pub(super) fn recognised(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().all(recognised),
+        Value::Object(map) => match (map.get("Records"), map.get("detail")) {
+            (Some(Value::Array(records)), _) => records.iter().all(recognised),
+            (_, Some(detail)) if map.contains_key("detail-type") => recognised(detail),
+            _ => RECOGNISED_BY
+                .iter()
+                .chain(&WRAPPER_FIELDS)
+                .any(|key| map.contains_key(*key)),
+        },
+        _ => true,
+    }
+}
+
 /// Whether `value` is an `aws cloudtrail lookup-events` page.
 pub(super) fn is_lookup_page(value: &Value) -> bool {
     value.get("Events").is_some_and(Value::is_array) && value.get("eventSource").is_none()

@@ -8,6 +8,7 @@
 //! being kept, and the size limit applies to what is kept. `Records` lists and
 //! EventBridge `detail` objects hold whole records and are cut the same way.
 
+use std::borrow::Cow;
 use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,6 +30,23 @@ const ALWAYS: [&str; 6] = [
 
 /// Keys that hold whole records, cut with the same field set.
 const RECORD_HOLDERS: [&str; 2] = ["Records", "detail"];
+
+/// Keys the envelopes are recognised and opened by, kept whole (see
+/// [`super::envelope`]): a cut envelope reads as the whole one did.
+const ENVELOPES: [&str; 12] = [
+    "messageType",
+    "logEvents",
+    "awslogs",
+    "Events",
+    "digestStartTime",
+    "logFiles",
+    "detail-type",
+    "message",
+    "log",
+    "CloudTrailEvent",
+    "event",
+    "body",
+];
 
 /// The field paths to keep of an oversized record: dot-separated keys, `[]` stepping
 /// into every array element (the WIT projection's syntax); arrays on the way are
@@ -54,13 +72,13 @@ enum Keep {
 }
 
 impl FieldSet {
-    /// The set of `paths` plus the fields every record keeps.
+    /// The set of `paths` plus the fields every record keeps and the envelopes' keys.
     pub fn new<'a>(paths: impl IntoIterator<Item = &'a str>) -> FieldSet {
         let mut root = Node::default();
         for holder in RECORD_HOLDERS {
             root.keys.insert(holder.to_string(), Keep::Record);
         }
-        for path in ALWAYS.into_iter().chain(paths) {
+        for path in ALWAYS.into_iter().chain(ENVELOPES).chain(paths) {
             root.insert(path);
         }
         FieldSet {
@@ -84,6 +102,19 @@ impl FieldSet {
         FieldSet {
             root: Arc::new(root),
         }
+    }
+
+    /// Parses JSON text (one value, whitespace around it) keeping only this set's
+    /// fields, with no limit on their size; the strings of skipped keys and values are
+    /// never copied.
+    ///
+    /// # Errors
+    /// The text is not one JSON value.
+    pub fn parse(&self, text: &[u8]) -> serde_json::Result<Value> {
+        let mut reader = serde_json::Deserializer::from_slice(text);
+        let value = self.cutter(usize::MAX).seed().deserialize(&mut reader)?;
+        reader.end()?;
+        Ok(value)
     }
 
     /// A seed that cuts the value it reads down to this set, failing with
@@ -236,10 +267,10 @@ impl<'de> de::Visitor<'de> for Seed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut kept = Map::new();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key_seed(Key)? {
             let next = match self.node {
                 None => Some(None),
-                Some(node) => match node.keys.get(&key) {
+                Some(node) => match node.keys.get(key.as_ref()) {
                     None => None,
                     Some(Keep::Whole) => Some(None),
                     Some(Keep::Part(below)) => Some(Some(below)),
@@ -250,7 +281,7 @@ impl<'de> de::Visitor<'de> for Seed<'_> {
                 Some(node) => {
                     self.cutter.charge(key.len())?;
                     let value = map.next_value_seed(self.cutter.at(node))?;
-                    kept.insert(key, value);
+                    kept.insert(key.into_owned(), value);
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -258,5 +289,40 @@ impl<'de> de::Visitor<'de> for Seed<'_> {
             }
         }
         Ok(Value::Object(kept))
+    }
+}
+
+/// A map key, borrowed from the input when it holds no escapes: most keys of a record
+/// are skipped, and an owned copy of each would cost more than skipping its value.
+struct Key;
+
+impl<'de> DeserializeSeed<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for Key {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
     }
 }

@@ -163,6 +163,18 @@ pub trait Visitor {
         self.prefilter().map(Prefilter::fields)
     }
 
+    /// The fields every record read whole is parsed straight into, instead of a whole
+    /// `Value` tree: what [`Visitor::prefilter`] allows ([`Prefilter::cuts_records`]),
+    /// unless a `record_field` is configured or the input is passed on.
+    fn cut_fields(&self) -> Option<&FieldSet> {
+        if self.record_field().is_some() || self.keeps_raw() {
+            return None;
+        }
+        self.prefilter()
+            .filter(|p| p.cuts_records())
+            .map(Prefilter::fields)
+    }
+
     /// Whether the visitor passes its input on (a passthrough output): then every line
     /// is read whole, whatever its size, and handed to [`Visitor::raw`].
     fn keeps_raw(&self) -> bool {

@@ -16,13 +16,15 @@ use memchr::memmem::Finder;
 use super::FieldSet;
 
 /// The subscribed event names, ready to search for, and the fields the detectors read
-/// (what a record over the size limit is cut down to).
+/// (what a record over the size limit is cut down to, and with
+/// [`Prefilter::cutting_records`] every record).
 #[derive(Debug, Clone)]
 pub struct Prefilter {
     names: Vec<Finder<'static>>,
     escape: Finder<'static>,
     event_source: Finder<'static>,
     fields: FieldSet,
+    cuts_records: bool,
 }
 
 impl Prefilter {
@@ -40,7 +42,21 @@ impl Prefilter {
             escape: Finder::new(b"\\u").into_owned(),
             event_source: Finder::new(b"eventSource").into_owned(),
             fields: FieldSet::new(fields),
+            cuts_records: false,
         }
+    }
+
+    /// This prefilter, saying whether every record may be parsed straight into the
+    /// fields (nothing downstream needs more of a record than the detectors read: no
+    /// dead-letter file keeps whole records).
+    pub fn cutting_records(mut self, cut: bool) -> Prefilter {
+        self.cuts_records = cut;
+        self
+    }
+
+    /// Whether every record may be parsed straight into [`Prefilter::fields`].
+    pub fn cuts_records(&self) -> bool {
+        self.cuts_records
     }
 
     /// The fields the detectors read.
@@ -59,7 +75,9 @@ impl Prefilter {
     pub fn union<'a>(filters: impl IntoIterator<Item = &'a Prefilter>) -> Prefilter {
         let mut names: Vec<Finder<'static>> = Vec::new();
         let mut fields = FieldSet::new([]);
+        let mut cuts_records = true;
         for filter in filters {
+            cuts_records &= filter.cuts_records;
             for name in &filter.names {
                 if !names.iter().any(|n| n.needle() == name.needle()) {
                     names.push(name.clone());
@@ -72,6 +90,7 @@ impl Prefilter {
             escape: Finder::new(b"\\u").into_owned(),
             event_source: Finder::new(b"eventSource").into_owned(),
             fields,
+            cuts_records,
         }
     }
 

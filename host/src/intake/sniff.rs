@@ -48,6 +48,10 @@ impl Visitor for Counting<'_> {
         self.inner.fields()
     }
 
+    fn cut_fields(&self) -> Option<&FieldSet> {
+        self.inner.cut_fields()
+    }
+
     fn keeps_raw(&self) -> bool {
         self.inner.keeps_raw()
     }
@@ -105,7 +109,7 @@ pub fn read_stream<R: BufRead>(
             // the first line is read whole before the record size limit applies.
             let mut line = Vec::new();
             reader.read_until(b'\n', &mut line)?;
-            match serde_json::from_slice::<Value>(&line) {
+            match parse(&line, &counting) {
                 Ok(value) => {
                     let location = Location {
                         source: source.clone(),
@@ -357,6 +361,19 @@ fn oversized(options: ReadOptions, location: Location, cut: bool) -> Skip {
     }
 }
 
+/// Parses JSON text read whole: straight into the detectors' fields when the visitor
+/// allows it ([`Visitor::cut_fields`]), else into a whole `Value`. Text the cut refuses,
+/// or whose objects the envelopes would not recognise by the keys the cut keeps, is
+/// parsed again whole, so its error or skip says what it did before.
+fn parse(text: &[u8], visitor: &dyn Visitor) -> serde_json::Result<Value> {
+    if let Some(value) = visitor.cut_fields().and_then(|f| f.parse(text).ok())
+        && super::envelope::recognised(&value)
+    {
+        return Ok(value);
+    }
+    serde_json::from_slice(text)
+}
+
 /// Parses one NDJSON line; blank lines are ignored.
 fn read_line(line: &[u8], source: &Arc<str>, number: u64, visitor: &mut dyn Visitor) -> Result<()> {
     if line.iter().all(u8::is_ascii_whitespace) {
@@ -371,7 +388,7 @@ fn read_line(line: &[u8], source: &Arc<str>, number: u64, visitor: &mut dyn Visi
         line: Some(number),
         record: None,
     };
-    match serde_json::from_slice::<Value>(line) {
+    match parse(line, visitor) {
         Ok(value) => {
             visit_value(value, &location, visitor)?;
         }

@@ -430,3 +430,17 @@ fn a_missing_input_is_an_error() {
     let err = list_files(Path::new("/nonexistent/minewatch")).unwrap_err();
     assert!(format!("{err:#}").contains("failed to read input /nonexistent/minewatch"));
 }
+
+#[test]
+fn every_field_set_keeps_the_keys_the_envelopes_are_opened_by() {
+    // A shipper's event holding the record as JSON text in each wrapper field, with a
+    // field the detectors do not read beside it: the cut keeps the wrapper whole.
+    let fields = detector_fields();
+    for field in WRAPPER_FIELDS {
+        let inner = record("e1").to_string();
+        let text = json!({ field: inner, "host": "ip-10-0-0-1" }).to_string();
+        let cut = fields.parse(text.as_bytes()).unwrap();
+        assert_eq!(cut.get(field), Some(&Value::String(inner)), "{field}");
+        assert!(cut.get("host").is_none());
+    }
+}

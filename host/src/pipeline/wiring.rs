@@ -47,6 +47,8 @@ impl Wiring {
                     .flat_map(|s| s.event_names.iter().map(String::as_str)),
                 info.fields.iter().map(String::as_str),
             )
+            // A dead-letter file keeps the whole records of a failed batch.
+            .cutting_records(options.dead_letter.is_none())
         });
         let correlator = if options.learn_only {
             None

@@ -161,4 +161,8 @@ impl Visitor for AtRecord<'_> {
     fn fields(&self) -> Option<&crate::intake::FieldSet> {
         self.inner.fields()
     }
+
+    fn cut_fields(&self) -> Option<&crate::intake::FieldSet> {
+        self.inner.cut_fields()
+    }
 }
