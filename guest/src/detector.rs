@@ -105,8 +105,9 @@ impl Detector {
                 .collect();
             let counted_views: Vec<&EventView> = counted.iter().map(|(_, view)| view).collect();
             let counts = rate::count_launches(s, &counted_views, baseline);
+            let mut series = rate::BatchSeries::new(baseline);
             for ((index, view), count) in counted.into_iter().zip(counts) {
-                for alert in rate::check(s, view, *index, count, baseline) {
+                for alert in rate::check(s, view, *index, count, &mut series) {
                     let order = if alert.detection == catalog::LAUNCH_SPIKE {
                         4
                     } else {
@@ -115,6 +116,7 @@ impl Detector {
                     alerts.push((*index, order, alert));
                 }
             }
+            series.finish();
         }
         alerts.sort_by_key(|(index, order, _)| (*index, *order));
         outcome.alerts = alerts.into_iter().map(|(_, _, alert)| alert).collect();

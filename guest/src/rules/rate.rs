@@ -7,7 +7,9 @@
 //! close. A rule compares the running count with the trailing history (the current window
 //! left out) and fires once per window and principal, as soon as the count crosses.
 
-use crate::baseline::{Baseline, ValueChange};
+use std::collections::BTreeMap;
+
+use crate::baseline::{Baseline, Observed, ValueChange, apply_value_change};
 use crate::catalog::{LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY};
 use crate::cloudtrail::EventView;
 use crate::model::{Alert, DAY_MS, Evidence, MINUTE_MS, RateEvidence};
@@ -308,6 +310,107 @@ pub fn check<B: Baseline + ?Sized>(
     alerts
 }
 
+/// The baseline as [`check`] sees it through one batch: each histogram range is read
+/// from the host once and then kept current with the batch's own value changes (the
+/// same [`apply_value_change`] the host applies), which reach the host in one
+/// `record-values` call per series, before any new range of that series is read and at
+/// [`BatchSeries::finish`]. A launch thus costs no host call of its own (it cost three:
+/// one change and two histogram reads); the answers are those of calling through.
+pub struct BatchSeries<'a, B: Baseline + ?Sized> {
+    inner: &'a mut B,
+    /// Ranges read, kept current since.
+    reads: Vec<Read>,
+    /// Changes not yet sent, per series, in order.
+    pending: Vec<(String, Vec<ValueChange>)>,
+}
+
+/// One histogram range as read, with the batch's changes applied since.
+struct Read {
+    series: String,
+    from: i64,
+    to: i64,
+    /// Merged over the range: value → frequency.
+    histogram: BTreeMap<u64, u64>,
+}
+
+impl<'a, B: Baseline + ?Sized> BatchSeries<'a, B> {
+    /// Starts a batch over `inner`.
+    pub fn new(inner: &'a mut B) -> Self {
+        BatchSeries {
+            inner,
+            reads: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Sends the changes still pending; call once the batch's launches are checked.
+    pub fn finish(mut self) {
+        for (series, changes) in std::mem::take(&mut self.pending) {
+            self.inner.record_values(&series, &changes);
+        }
+    }
+
+    fn send(&mut self, series: &str) {
+        if let Some(at) = self.pending.iter().position(|(s, _)| s == series) {
+            let (series, changes) = self.pending.swap_remove(at);
+            self.inner.record_values(&series, &changes);
+        }
+    }
+}
+
+impl<B: Baseline + ?Sized> Baseline for BatchSeries<'_, B> {
+    fn observe(
+        &mut self,
+        set: &str,
+        forget_after: i64,
+        sightings: &[(&str, i64)],
+    ) -> Vec<Observed> {
+        self.inner.observe(set, forget_after, sightings)
+    }
+
+    fn add(&mut self, counter: &str, increments: &[(&str, i64, u64)]) -> Vec<u64> {
+        self.inner.add(counter, increments)
+    }
+
+    fn record_values(&mut self, series: &str, changes: &[ValueChange]) {
+        for read in self.reads.iter_mut().filter(|r| r.series == series) {
+            for change in changes
+                .iter()
+                .filter(|c| (read.from..=read.to).contains(&c.bucket))
+            {
+                apply_value_change(&mut read.histogram, change);
+            }
+        }
+        match self.pending.iter_mut().find(|(s, _)| s == series) {
+            Some((_, pending)) => pending.extend_from_slice(changes),
+            None => self.pending.push((series.to_string(), changes.to_vec())),
+        }
+    }
+
+    fn histogram(&mut self, series: &str, from: i64, to: i64) -> Vec<(u64, u64)> {
+        let cached = self
+            .reads
+            .iter()
+            .position(|r| r.series == series && r.from == from && r.to == to);
+        let at = match cached {
+            Some(at) => at,
+            None => {
+                self.send(series);
+                let histogram = self.inner.histogram(series, from, to).into_iter().collect();
+                self.reads.push(Read {
+                    series: series.to_string(),
+                    from,
+                    to,
+                    histogram,
+                });
+                self.reads.len() - 1
+            }
+        };
+        let histogram = &self.reads[at].histogram;
+        histogram.iter().map(|(&v, &f)| (v, f)).collect()
+    }
+}
+
 /// True the first time a rule fires for a window and principal.
 fn first_in_window<B: Baseline + ?Sized>(
     baseline: &mut B,
@@ -380,6 +483,74 @@ impl Crossing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Per-bucket histograms as the host keeps them, counting calls.
+    #[derive(Default)]
+    struct Series {
+        buckets: BTreeMap<String, BTreeMap<i64, BTreeMap<u64, u64>>>,
+        calls: usize,
+    }
+
+    impl Baseline for Series {
+        fn observe(&mut self, _: &str, _: i64, _: &[(&str, i64)]) -> Vec<Observed> {
+            unreachable!("not used by the series")
+        }
+
+        fn add(&mut self, _: &str, _: &[(&str, i64, u64)]) -> Vec<u64> {
+            unreachable!("not used by the series")
+        }
+
+        fn record_values(&mut self, series: &str, changes: &[ValueChange]) {
+            self.calls += 1;
+            let buckets = self.buckets.entry(series.to_string()).or_default();
+            for change in changes {
+                apply_value_change(buckets.entry(change.bucket).or_default(), change);
+            }
+        }
+
+        fn histogram(&mut self, series: &str, from: i64, to: i64) -> Vec<(u64, u64)> {
+            self.calls += 1;
+            self.buckets
+                .get(series)
+                .map(|b| crate::baseline::merge_histograms(b, from, to))
+                .unwrap_or_default()
+        }
+    }
+
+    #[test]
+    fn a_batch_through_the_series_cache_answers_as_calling_through() {
+        // Two series, two days, two ranges: each launch records its window's new count
+        // and reads both ranges, as `check` does.
+        let mut direct = Series::default();
+        let mut cached = Series::default();
+        let mut through = BatchSeries::new(&mut cached);
+        let mut answers = (Vec::new(), Vec::new());
+        let mut counts: BTreeMap<(&str, i64), u64> = BTreeMap::new();
+        for step in 0..60u64 {
+            let series = if step % 3 == 0 { "b" } else { "a" };
+            let day = if step < 40 { 10 * DAY_MS } else { 11 * DAY_MS };
+            let window = day + (step % 4) as i64;
+            let count = counts.entry((series, window)).or_insert(0);
+            *count += 1 + step % 2;
+            let change = [ValueChange {
+                bucket: day,
+                previous: *count - (1 + step % 2),
+                current: *count,
+            }];
+            for (baseline, answers) in [
+                (&mut direct as &mut dyn Baseline, &mut answers.0),
+                (&mut through as &mut dyn Baseline, &mut answers.1),
+            ] {
+                baseline.record_values(series, &change);
+                answers.push(baseline.histogram(series, day - 29 * DAY_MS, day));
+                answers.push(baseline.histogram(series, day - 89 * DAY_MS, day));
+            }
+        }
+        through.finish();
+        assert_eq!(answers.0, answers.1);
+        assert_eq!(direct.buckets, cached.buckets, "what reached the host");
+        assert!(cached.calls * 10 < direct.calls, "{} calls", cached.calls);
+    }
 
     #[test]
     fn history_statistics_are_sample_statistics() {

@@ -1,12 +1,18 @@
 //! Cutting a record down to the fields the detectors read, while it is parsed.
 //!
-//! A CloudTrail record over `max_record_bytes` is nearly always a mass launch: a
-//! `RunInstances` whose response lists every instance at about 2.4 KB each, so 500
-//! instances make a 1.2 MB line. The detectors read a few short strings per instance.
-//! Such a line is parsed straight from the input into the declared field paths only
-//! (plus the fields reading and routing need); everything else is skipped without
-//! being kept, and the size limit applies to what is kept. `Records` lists and
-//! EventBridge `detail` objects hold whole records and are cut the same way.
+//! Two roads lead here. A CloudTrail record over `max_record_bytes` is nearly always a
+//! mass launch: a `RunInstances` whose response lists every instance at about 2.4 KB
+//! each, so 500 instances make a 1.2 MB line; it is parsed straight from the input into
+//! the declared field paths, and the size limit applies to what is kept. And when
+//! nothing downstream needs whole records (no passthrough output, no dead-letter file:
+//! [`super::Visitor::cut_fields`]), every record read whole is parsed the same way: a
+//! 4.5 KB launch keeps a few hundred bytes, and building a `serde_json::Value` of the
+//! rest was the largest cost of a launch (see BENCHMARKS.md).
+//!
+//! Everything else is skipped without being kept (keys are borrowed from the input,
+//! skipped values never copied). `Records` lists and EventBridge `detail` objects hold
+//! whole records and are cut the same way; the keys the envelopes are recognised by are
+//! kept whole, so a cut envelope opens as the whole one did.
 
 use std::borrow::Cow;
 use std::cell::Cell;
