@@ -91,90 +91,158 @@ fn visit_object(
     {
         return visit_wrapped(inner, &field, at, visitor, depth);
     }
-    if let Some(Value::Array(records)) = map.remove("Records") {
-        return visit_elements(records, at, visitor, depth);
-    }
-    if map.contains_key("detail-type")
-        && let Some(detail @ Value::Object(_)) = map.remove("detail")
-    {
-        return visit(detail, at, visitor, depth + 1);
-    }
-    if map.contains_key("eventName") || map.contains_key("eventSource") {
-        let insight = map.get("eventType").and_then(Value::as_str) == Some("AwsCloudTrailInsight")
-            || map.get("eventCategory").and_then(Value::as_str) == Some("Insight");
-        if insight {
-            let what = "a CloudTrail Insights event, not an API call".to_string();
-            skip(visitor, SkipReason::Insight, what, at);
-            return Ok(0);
+    match shape(&map) {
+        Shape::Records => {
+            let records = take(&mut map, "Records");
+            visit_elements(array(records), at, visitor, depth)
         }
-        visitor.record(Value::Object(map), at.clone())?;
-        return Ok(1);
-    }
-    if let Some(Value::String(kind)) = map.get("messageType")
-        && map.contains_key("logEvents")
-    {
-        return visit_log_events(kind.clone(), map, at, visitor, depth);
-    }
-    if let Some(data) = map
-        .get("awslogs")
-        .and_then(|awslogs| awslogs.get("data"))
-        .and_then(Value::as_str)
-    {
-        return visit_awslogs(data, at, visitor, depth);
-    }
-    if let Some(Value::Array(events)) = map.remove("Events") {
-        return visit_elements(oldest_first(events), at, visitor, depth);
-    }
-    if map.contains_key("digestStartTime") && map.contains_key("logFiles") {
-        let what = "a CloudTrail digest file, which holds hashes and no events".to_string();
-        skip(visitor, SkipReason::Digest, what, at);
-        return Ok(0);
-    }
-    for field in WRAPPER_FIELDS {
-        let holds_json = match map.get(field) {
-            Some(Value::Object(_)) => true,
-            Some(Value::String(text)) => {
-                matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+        Shape::EventBridge => visit(take(&mut map, "detail"), at, visitor, depth + 1),
+        Shape::Record => {
+            let insight = map.get("eventType").and_then(Value::as_str)
+                == Some("AwsCloudTrailInsight")
+                || map.get("eventCategory").and_then(Value::as_str) == Some("Insight");
+            if insight {
+                let what = "a CloudTrail Insights event, not an API call".to_string();
+                skip(visitor, SkipReason::Insight, what, at);
+                return Ok(0);
             }
-            _ => false,
-        };
-        if holds_json && let Some(inner) = map.remove(field) {
-            return visit_wrapped(inner, field, at, visitor, depth);
+            visitor.record(Value::Object(map), at.clone())?;
+            Ok(1)
+        }
+        Shape::LogEvents => {
+            let kind = map["messageType"].as_str().unwrap_or_default().to_string();
+            visit_log_events(kind, map, at, visitor, depth)
+        }
+        Shape::Lambda => {
+            let data = map["awslogs"]["data"].as_str().unwrap_or_default();
+            visit_awslogs(data, at, visitor, depth)
+        }
+        Shape::Lookup => {
+            let events = array(take(&mut map, "Events"));
+            visit_elements(oldest_first(events), at, visitor, depth)
+        }
+        Shape::Digest => {
+            let what = "a CloudTrail digest file, which holds hashes and no events".to_string();
+            skip(visitor, SkipReason::Digest, what, at);
+            Ok(0)
+        }
+        Shape::Wrapped(field) => visit_wrapped(take(&mut map, field), field, at, visitor, depth),
+        Shape::Unknown => {
+            let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
+            let what = format!(
+                "an object without eventSource or eventName (keys: {})",
+                keys.join(", ")
+            );
+            skip(visitor, SkipReason::NotCloudTrail, what, at);
+            Ok(0)
         }
     }
-    let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
-    let what = format!(
-        "an object without eventSource or eventName (keys: {})",
-        keys.join(", ")
-    );
-    skip(visitor, SkipReason::NotCloudTrail, what, at);
-    Ok(0)
 }
 
-/// Keys (besides `Records`, `detail-type` and the wrappers) that make an object one this
-/// module acts on rather than skips.
-const RECOGNISED_BY: [&str; 6] = [
-    "eventName",
-    "eventSource",
+/// What [`visit_object`] makes of an object, by its keys, in the order it tries them
+/// (after a configured `record_field`, which comes first).
+enum Shape {
+    /// A delivery file: a `Records` array.
+    Records,
+    /// An EventBridge event: `detail-type` and a `detail` object.
+    EventBridge,
+    /// A CloudTrail record (or an Insights event): `eventName` or `eventSource`.
+    Record,
+    /// A CloudWatch Logs subscription envelope: `messageType` text and `logEvents`.
+    LogEvents,
+    /// The same as a Lambda gets it: `awslogs.data` text.
+    Lambda,
+    /// An `aws cloudtrail lookup-events` page: an `Events` array.
+    Lookup,
+    /// A CloudTrail digest file: `digestStartTime` and `logFiles`.
+    Digest,
+    /// A shipper's event holding JSON in this wrapper field.
+    Wrapped(&'static str),
+    /// None of these: skipped as not CloudTrail.
+    Unknown,
+}
+
+/// The keys [`shape`] reads besides `Records`, the record's own and [`WRAPPER_FIELDS`]:
+/// every field cut keeps them whole (see [`super::FieldSet`]).
+pub(super) const SHAPE_KEYS: [&str; 7] = [
+    "detail-type",
     "messageType",
+    "logEvents",
     "awslogs",
     "Events",
     "digestStartTime",
+    "logFiles",
 ];
 
-/// Whether every object in `value`, read with the field cut, is one this module
-/// recognises by the keys the cut keeps (see [`super::FieldSet`]); an object it would
-/// skip as not CloudTrail is read again whole, so that the skip lists its own keys.
+fn shape(map: &Map<String, Value>) -> Shape {
+    if matches!(map.get("Records"), Some(Value::Array(_))) {
+        Shape::Records
+    } else if map.contains_key("detail-type") && matches!(map.get("detail"), Some(Value::Object(_)))
+    {
+        Shape::EventBridge
+    } else if map.contains_key("eventName") || map.contains_key("eventSource") {
+        Shape::Record
+    } else if matches!(map.get("messageType"), Some(Value::String(_)))
+        && map.contains_key("logEvents")
+    {
+        Shape::LogEvents
+    } else if map
+        .get("awslogs")
+        .and_then(|awslogs| awslogs.get("data"))
+        .is_some_and(Value::is_string)
+    {
+        Shape::Lambda
+    } else if matches!(map.get("Events"), Some(Value::Array(_))) {
+        Shape::Lookup
+    } else if map.contains_key("digestStartTime") && map.contains_key("logFiles") {
+        Shape::Digest
+    } else if let Some(field) = WRAPPER_FIELDS.into_iter().find(|f| holds_json(map.get(*f))) {
+        Shape::Wrapped(field)
+    } else {
+        Shape::Unknown
+    }
+}
+
+/// Whether a wrapper field's value is a record or JSON text of one.
+fn holds_json(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Object(_)) => true,
+        Some(Value::String(text)) => {
+            matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['))
+        }
+        _ => false,
+    }
+}
+
+/// Takes a field [`shape`] found out of the object.
+fn take(map: &mut Map<String, Value>, key: &str) -> Value {
+    map.remove(key).unwrap_or_default()
+}
+
+/// The items of an array [`shape`] found (an array by then).
+fn array(value: Value) -> Vec<Value> {
+    match value {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    }
+}
+
+/// Whether every object in `value`, read with the field cut, has a [`Shape`] other than
+/// `Unknown` (the cut keeps every key [`shape`] reads, so it finds what it would in the
+/// whole object); an object skipped as not CloudTrail is read again whole, so that the
+/// skip lists its own keys.
 pub(super) fn recognised(value: &Value) -> bool {
     match value {
         Value::Array(items) => items.iter().all(recognised),
-        Value::Object(map) => match (map.get("Records"), map.get("detail")) {
-            (Some(Value::Array(records)), _) => records.iter().all(recognised),
-            (_, Some(detail)) if map.contains_key("detail-type") => recognised(detail),
-            _ => RECOGNISED_BY
-                .iter()
-                .chain(&WRAPPER_FIELDS)
-                .any(|key| map.contains_key(*key)),
+        Value::Object(map) => match shape(map) {
+            Shape::Records => map["Records"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .all(recognised),
+            Shape::EventBridge => recognised(&map["detail"]),
+            Shape::Unknown => false,
+            _ => true,
         },
         _ => true,
     }

@@ -23,6 +23,8 @@ use std::sync::Arc;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess};
 use serde_json::{Map, Value};
 
+use super::envelope::{SHAPE_KEYS, WRAPPER_FIELDS};
+
 /// Fields kept beside the detectors' own: the subscription, the time the `serve`
 /// scheduler orders by, and the fields that classify CloudTrail's neighbours.
 const ALWAYS: [&str; 6] = [
@@ -36,23 +38,6 @@ const ALWAYS: [&str; 6] = [
 
 /// Keys that hold whole records, cut with the same field set.
 const RECORD_HOLDERS: [&str; 2] = ["Records", "detail"];
-
-/// Keys the envelopes are recognised and opened by, kept whole (see
-/// [`super::envelope`]): a cut envelope reads as the whole one did.
-const ENVELOPES: [&str; 12] = [
-    "messageType",
-    "logEvents",
-    "awslogs",
-    "Events",
-    "digestStartTime",
-    "logFiles",
-    "detail-type",
-    "message",
-    "log",
-    "CloudTrailEvent",
-    "event",
-    "body",
-];
 
 /// The field paths to keep of an oversized record: dot-separated keys, `[]` stepping
 /// into every array element (the WIT projection's syntax); arrays on the way are
@@ -84,7 +69,13 @@ impl FieldSet {
         for holder in RECORD_HOLDERS {
             root.keys.insert(holder.to_string(), Keep::Record);
         }
-        for path in ALWAYS.into_iter().chain(ENVELOPES).chain(paths) {
+        // The keys the envelopes are told apart and opened by, whole: a cut envelope
+        // reads as the whole one did (a wrapper that holds records is cut as one).
+        let envelopes = SHAPE_KEYS
+            .into_iter()
+            .chain(WRAPPER_FIELDS)
+            .filter(|key| !RECORD_HOLDERS.contains(key));
+        for path in ALWAYS.into_iter().chain(envelopes).chain(paths) {
             root.insert(path);
         }
         FieldSet {
@@ -125,7 +116,7 @@ impl FieldSet {
 
     /// A seed that cuts the value it reads down to this set, failing with
     /// [`OVER_BUDGET`] once the kept strings and keys pass `budget` bytes.
-    pub(crate) fn cutter(&self, budget: usize) -> Cutter<'_> {
+    pub(super) fn cutter(&self, budget: usize) -> Cutter<'_> {
         Cutter {
             root: &self.root,
             left: Cell::new(budget),
@@ -176,7 +167,7 @@ impl Node {
 pub(super) const OVER_BUDGET: &str = "the fields the detectors read are over max_record_bytes";
 
 /// Reads one JSON value keeping only a [`FieldSet`]'s paths (see [`FieldSet::cutter`]).
-pub(crate) struct Cutter<'a> {
+pub(super) struct Cutter<'a> {
     root: &'a Node,
     /// Bytes of strings and keys that may still be kept.
     left: Cell<usize>,
@@ -194,7 +185,7 @@ impl Cutter<'_> {
     }
 
     /// The seed that reads a whole record.
-    pub(crate) fn seed(&self) -> Seed<'_> {
+    pub(super) fn seed(&self) -> Seed<'_> {
         self.at(Some(self.root))
     }
 
@@ -205,7 +196,7 @@ impl Cutter<'_> {
 
 /// One position inside the value being cut: what to keep of it (`None`: all of it).
 #[derive(Clone, Copy)]
-pub(crate) struct Seed<'b> {
+pub(super) struct Seed<'b> {
     cutter: &'b Cutter<'b>,
     node: Option<&'b Node>,
 }
