@@ -10,9 +10,7 @@
 use arbitrary::{Result, Unstructured};
 use serde_json::{Map, Value};
 
-use super::{BUDGET, LIMIT, text};
-use crate::sources::budget::Budget;
-use crate::sources::fluent::protocol::{self, Decoded, FrameScanner, Limits};
+use super::{LIMIT, text};
 
 /// Keys records are built from: CloudTrail's, shippers' wrappers, and one of no meaning.
 const KEYS: [&str; 10] = [
@@ -42,50 +40,15 @@ const LIES: [u32; 9] = [
 ];
 
 /// Builds up to eight messages from `data`, scans and decodes them as a connection's
-/// bytes, and checks what [`super::forward_stream`] checks plus the round trip.
+/// bytes (checking what [`super::forward_stream`] checks), plus the round trip.
 pub fn forward_frames(data: &[u8]) {
     let mut u = Unstructured::new(data);
     let Ok((bytes, expected)) = build(&mut u) else {
         return;
     };
-    let budget = Budget::new(BUDGET);
-    let limits = Limits {
-        max_decompressed_bytes: LIMIT,
-        budget: budget.clone(),
-    };
-    let mut scanner = FrameScanner::default();
-    let mut rest = bytes.as_slice();
-    let mut decoded = Vec::new();
-    while let Ok(Some(len)) = scanner.scan(rest, LIMIT) {
-        assert!(len > 0 && len <= rest.len());
-        let (frame, after) = rest.split_at(len);
-        let outcome = protocol::decode_message(frame, &limits);
-        if let Ok(Decoded::Events(chunk)) = &outcome {
-            assert!(chunk.held.bytes() <= BUDGET);
-            assert!(chunk.batch.records.iter().all(|r| r.record.is_object()));
-        }
-        decoded.push(outcome.map(|d| {
-            match d {
-                Decoded::Events(chunk) => Some(
-                    chunk
-                        .batch
-                        .records
-                        .into_iter()
-                        .map(|r| r.record)
-                        .collect::<Vec<_>>(),
-                ),
-                Decoded::Heartbeat => None,
-            }
-        }));
-        rest = after;
-    }
-    assert_eq!(budget.in_use(), 0, "the budget was not given back");
+    let (decoded, unscanned) = super::scan_forward(&bytes);
     if let Some(expected) = expected {
-        assert!(
-            rest.is_empty(),
-            "{} honest bytes left unscanned",
-            rest.len()
-        );
+        assert_eq!(unscanned, 0, "honest bytes left unscanned");
         assert_eq!(decoded.len(), expected.len(), "honest messages lost");
         for (got, want) in decoded.into_iter().zip(expected) {
             match got {

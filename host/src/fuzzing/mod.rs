@@ -28,14 +28,14 @@ use serde_json::Value;
 use crate::intake::{Prefilter, ReadOptions, read_stream};
 use crate::sources::Collected;
 use crate::sources::budget::Budget;
-use crate::sources::fluent::protocol::{self, Decoded, FrameScanner, Limits};
+use crate::sources::fluent::protocol::{self, Decoded, FrameScanner, Limits, ProtocolError};
 
 /// Largest message, decompressed payload and body the targets allow (1 MiB), small so
 /// that inputs can reach the limits.
-pub(crate) const LIMIT: usize = 1 << 20;
+const LIMIT: usize = 1 << 20;
 
 /// The memory budget of one input: four times the limit.
-pub(crate) const BUDGET: usize = 4 * LIMIT;
+const BUDGET: usize = 4 * LIMIT;
 
 /// The built-in detector's prefilter and field cut, as in `serve`.
 fn prefilter() -> Prefilter {
@@ -79,6 +79,17 @@ fn text(u: &mut arbitrary::Unstructured) -> arbitrary::Result<String> {
 /// A Fluent Forward connection's bytes: messages cut by the frame scanner and decoded
 /// in any of the four modes (gzip included).
 pub fn forward_stream(data: &[u8]) {
+    scan_forward(data);
+}
+
+/// What one Forward frame decoded to: its records as JSON, none for a heartbeat.
+type FrameOutcome = Result<Option<Vec<Value>>, ProtocolError>;
+
+/// Scans a connection's bytes into frames and decodes each as the Forward source does,
+/// asserting what holds for any input: every frame is non-empty and inside the input,
+/// every record is a map, the memory budget is given back. Returns each frame's outcome
+/// and how many bytes were left unscanned.
+fn scan_forward(data: &[u8]) -> (Vec<FrameOutcome>, usize) {
     let budget = Budget::new(BUDGET);
     let limits = Limits {
         max_decompressed_bytes: LIMIT,
@@ -86,6 +97,7 @@ pub fn forward_stream(data: &[u8]) {
     };
     let mut scanner = FrameScanner::default();
     let mut rest = data;
+    let mut frames = Vec::new();
     while let Ok(Some(len)) = scanner.scan(rest, LIMIT) {
         assert!(
             len > 0 && len <= rest.len(),
@@ -93,18 +105,25 @@ pub fn forward_stream(data: &[u8]) {
             rest.len()
         );
         let (frame, after) = rest.split_at(len);
-        if let Ok(Decoded::Events(chunk)) = protocol::decode_message(frame, &limits) {
-            assert!(chunk.held.bytes() <= BUDGET);
-            for record in &chunk.batch.records {
-                assert!(
-                    record.record.is_object(),
-                    "a Forward record that is not a map"
-                );
-            }
-        }
+        frames.push(
+            protocol::decode_message(frame, &limits).map(|decoded| match decoded {
+                Decoded::Events(chunk) => {
+                    assert!(chunk.held.bytes() <= BUDGET);
+                    let records: Vec<Value> =
+                        chunk.batch.records.into_iter().map(|r| r.record).collect();
+                    assert!(
+                        records.iter().all(Value::is_object),
+                        "a Forward record that is not a map"
+                    );
+                    Some(records)
+                }
+                Decoded::Heartbeat => None,
+            }),
+        );
         rest = after;
     }
     assert_eq!(budget.in_use(), 0, "the budget was not given back");
+    (frames, rest.len())
 }
 
 /// An HTTP request body, as JSON / NDJSON (first byte even) or msgpack (odd), gzip by
