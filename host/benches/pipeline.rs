@@ -16,6 +16,7 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -172,17 +173,17 @@ type Contender = (&'static str, Box<dyn Fn() -> Command>);
 /// the builds in `../shared/peers`), each configured to do the least its user would to
 /// keep the RunInstances records of a file of CloudTrail NDJSON.
 struct Peers {
-    vector: Option<(String, std::path::PathBuf)>,
-    fluent_bit: Option<(String, std::path::PathBuf)>,
+    vector: Option<(String, PathBuf)>,
+    fluent_bit: Option<(String, PathBuf)>,
     versions: Vec<String>,
 }
 
 impl Peers {
-    fn find(dir: &std::path::Path) -> Peers {
+    fn find(dir: &Path) -> Peers {
         let found = |variable: &str, default: &str| {
             let binary = std::env::var_os(variable).map_or_else(
-                || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(default),
-                std::path::PathBuf::from,
+                || Path::new(env!("CARGO_MANIFEST_DIR")).join(default),
+                PathBuf::from,
             );
             let out = Command::new(&binary).arg("--version").output().ok()?;
             let version = String::from_utf8_lossy(&out.stdout);
@@ -190,14 +191,12 @@ impl Peers {
         };
         let vector = found("MINEWATCH_VECTOR", "../../shared/peers/vector");
         let fluent_bit = found("MINEWATCH_FLUENT_BIT", "../../shared/peers/fluent-bit");
-        let mut versions = Vec::new();
-        match &vector {
-            // stdin → parse the JSON → keep RunInstances → discard; exits at the input's end.
-            Some((version, _)) => {
-                versions.push(format!("peer: {version}"));
-                std::fs::write(
-                    dir.join("vector.toml"),
-                    r#"
+        // Vector: stdin → parse the JSON → keep RunInstances → discard; exits at the
+        // input's end.
+        let vector_config = dir.join("vector.toml");
+        std::fs::write(
+            &vector_config,
+            r#"
 [sources.trail]
 type = "stdin"
 [transforms.parsed]
@@ -213,46 +212,49 @@ type = "blackhole"
 inputs = ["launches"]
 print_interval_secs = 0
 "#,
-                )
-                .expect("write vector.toml");
-            }
-            None => versions.push("peer: Vector not found (MINEWATCH_VECTOR): skipped".into()),
-        }
-        match &fluent_bit {
-            // tail with the json parser → grep RunInstances → null; exits at the file's end.
-            Some((version, _)) => {
-                versions.push(format!("peer: {version}"));
-                std::fs::write(
-                    dir.join("parsers.conf"),
-                    "[PARSER]\n    Name   json\n    Format json\n",
-                )
-                .expect("write parsers.conf");
-                std::fs::write(
-                    dir.join("fluent-bit.conf"),
-                    format!(
-                        "[SERVICE]\n    Parsers_File {}\n    Grace 1\n    Log_Level error\n\n\
-                         [INPUT]\n    Name tail\n    Path ${{TRAIL}}\n    Parser json\n    Read_from_Head true\n    Exit_On_Eof true\n\n\
-                         [FILTER]\n    Name grep\n    Match *\n    Regex eventName ^RunInstances$\n\n\
-                         [OUTPUT]\n    Name null\n    Match *\n",
-                        dir.join("parsers.conf").display()
-                    ),
-                )
-                .expect("write fluent-bit.conf");
-            }
-            None => {
-                versions.push("peer: Fluent Bit not found (MINEWATCH_FLUENT_BIT): skipped".into())
-            }
-        }
-        let config = |name: &str| dir.join(name).display().to_string();
+        )
+        .expect("write vector.toml");
+        // Fluent Bit: tail with the json parser → grep RunInstances → null; exits at the
+        // file's end.
+        std::fs::write(
+            dir.join("parsers.conf"),
+            "[PARSER]\n    Name   json\n    Format json\n",
+        )
+        .expect("write parsers.conf");
+        let fluent_bit_config = dir.join("fluent-bit.conf");
+        std::fs::write(
+            &fluent_bit_config,
+            format!(
+                "[SERVICE]\n    Parsers_File {}\n    Grace 1\n    Log_Level error\n\n\
+                 [INPUT]\n    Name tail\n    Path ${{TRAIL}}\n    Parser json\n    Read_from_Head true\n    Exit_On_Eof true\n\n\
+                 [FILTER]\n    Name grep\n    Match *\n    Regex eventName ^RunInstances$\n\n\
+                 [OUTPUT]\n    Name null\n    Match *\n",
+                dir.join("parsers.conf").display()
+            ),
+        )
+        .expect("write fluent-bit.conf");
+        let versions = [
+            (&vector, "Vector", "MINEWATCH_VECTOR"),
+            (&fluent_bit, "Fluent Bit", "MINEWATCH_FLUENT_BIT"),
+        ]
+        .into_iter()
+        .map(|(peer, name, variable)| match peer {
+            Some((version, _)) => format!("peer: {version}"),
+            None => format!("peer: {name} not found ({variable}): skipped"),
+        })
+        .collect();
+        let with = |peer: Option<(String, PathBuf)>, config: &Path| {
+            peer.map(|(_, binary)| (config.display().to_string(), binary))
+        };
         Peers {
-            vector: vector.map(|(_, binary)| (config("vector.toml"), binary)),
-            fluent_bit: fluent_bit.map(|(_, binary)| (config("fluent-bit.conf"), binary)),
+            vector: with(vector, &vector_config),
+            fluent_bit: with(fluent_bit, &fluent_bit_config),
             versions,
         }
     }
 
     /// The peers' commands over `trail`, named as in the bench's table.
-    fn commands(&self, trail: &std::path::Path) -> Vec<Contender> {
+    fn commands(&self, trail: &Path) -> Vec<Contender> {
         let mut commands: Vec<Contender> = Vec::new();
         if let Some((config, binary)) = self.vector.clone() {
             let trail = trail.to_path_buf();
@@ -403,7 +405,7 @@ struct RedisServer {
 }
 
 impl RedisServer {
-    fn start(dir: &std::path::Path, fsync: &str) -> Option<RedisServer> {
+    fn start(dir: &Path, fsync: &str) -> Option<RedisServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
