@@ -78,16 +78,23 @@ fn python_peer_ready() -> bool {
     if skipping() {
         return false;
     }
-    let import = Command::new("python3")
+    let import = Command::new(python())
         .args(["-c", "import fluent.sender, fluent.asyncsender"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
     assert!(
         import.is_ok_and(|status| status.success()),
-        "python3 cannot import PyPI's fluent-logger (module `fluent`): {INSTALL}"
+        "{} cannot import PyPI's fluent-logger (module `fluent`): {INSTALL}, and set MINEWATCH_PYTHON to the environment's python",
+        python()
     );
     true
+}
+
+/// The Python with PyPI's fluent-logger: `MINEWATCH_PYTHON` (`.ci/run` points it at the
+/// virtual environment it installs the client into), else `python3`.
+fn python() -> String {
+    std::env::var("MINEWATCH_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// CloudTrail-like records with every JSON type, non-ASCII text, and one record large
@@ -161,6 +168,12 @@ async fn run_script(program: &str, script: &str, args: Vec<String>, scratch: &Pa
     let stdout_path = scratch.join("stdout.txt");
     let stderr_path = scratch.join("stderr.txt");
     tokio::task::spawn_blocking(move || {
+        // The Python peers run under the Python that has their client.
+        let program = if program == "python3" {
+            python()
+        } else {
+            program
+        };
         let mut child = Command::new(&program)
             .arg(&script)
             .args(&args)
