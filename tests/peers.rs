@@ -612,11 +612,13 @@ fn peers_are_installed() {
             ));
         }
     }
-    if !installed("python3", &["-c", "import fluent.sender"]) {
-        missing.push(
-            "PyPI fluent-logger: `python3 -m pip install -r tests/peers/fluent/requirements.txt`"
-                .to_string(),
-        );
+    let python = std::env::var("MINEWATCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    if !installed(&python, &["-c", "import fluent.sender"]) {
+        missing.push(format!(
+            "PyPI fluent-logger for {python}: `python3 -m venv tests/peers/fluent/.venv && \
+             tests/peers/fluent/.venv/bin/pip install -r tests/peers/fluent/requirements.txt`, \
+             and MINEWATCH_PYTHON=tests/peers/fluent/.venv/bin/python"
+        ));
     }
     if !installed("redis-server", &["--version"]) {
         missing.push("redis-server (Debian package redis-server)".to_string());
