@@ -1,9 +1,11 @@
 // From input bytes to the events a detector receives: records, subscription, projection.
 //
 // Mirrors the Rust host: records are found as in host/src/intake (NDJSON lines or a JSON
-// document; `{"Records": [...]}` delivery files, arrays, EventBridge envelopes), dropped
-// unless their (eventSource, eventName) is subscribed, and projected to the declared
-// field paths exactly as guest/src/projection.rs does.
+// document; `{"Records": [...]}` delivery files, Azure's `{"records": [...]}` and Cloud
+// Logging's `{"entries": [...]}`, arrays, EventBridge envelopes), dropped unless their
+// call is subscribed (guest/src/audit/call.rs: CloudTrail's eventSource/eventName,
+// Google's protoPayload serviceName/methodName, Azure's operationName without case), and
+// projected to the declared field paths exactly as guest/src/projection.rs does.
 
 import { gunzipSync } from 'node:zlib';
 
@@ -60,6 +62,20 @@ function parses(text) {
 
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 
+/** Keys of arrays of records: delivery files, Event Hubs exports, `entries.list` pages. */
+const RECORD_ARRAYS = ['Records', 'records', 'entries'];
+
+/** Keys beside `operationName` that make an object an Azure Activity Log record. */
+const AZURE_KEYS = ['resourceId', 'correlationId', 'caller', 'eventTimestamp'];
+
+/** The cloud whose audit-log record `value` is, or undefined (guest/src/audit/call.rs). */
+function cloudOf(value) {
+  if ('eventName' in value || 'eventSource' in value) return 'aws';
+  if (isObject(value.protoPayload)) return 'gcp';
+  if ('operationName' in value && AZURE_KEYS.some((k) => k in value)) return 'azure';
+  return undefined;
+}
+
 /** The records inside one JSON value (host/src/intake `visit_value`). */
 function* visit(value, skip) {
   if (Array.isArray(value)) {
@@ -69,26 +85,52 @@ function* visit(value, skip) {
     }
   } else if (!isObject(value)) {
     skip('not-an-object');
-  } else if (Array.isArray(value.Records)) {
-    yield* visit(value.Records, skip);
+  } else if (RECORD_ARRAYS.some((k) => Array.isArray(value[k]))) {
+    yield* visit(value[RECORD_ARRAYS.find((k) => Array.isArray(value[k]))], skip);
   } else if ('detail-type' in value && isObject(value.detail)) {
     yield* visit(value.detail, skip);
-  } else if ('eventName' in value || 'eventSource' in value) {
+  } else if (cloudOf(value) !== undefined) {
     yield value;
   } else {
     skip('not-cloudtrail');
   }
 }
 
-/** A predicate telling whether a record is for the detector (`describe().subscriptions`). */
+/** The (source, name) of the call a record logs, or undefined (guest/src/audit/call.rs). */
+function callOf(record) {
+  const text = (v) => (typeof v === 'string' ? v : undefined);
+  switch (cloudOf(record)) {
+    case 'aws':
+      return [text(record.eventSource), text(record.eventName)];
+    case 'gcp':
+      return [text(record.protoPayload.serviceName), text(record.protoPayload.methodName)];
+    case 'azure': {
+      const op = record.operationName;
+      const name = text(op) ?? (isObject(op) ? text(op.value) : undefined);
+      return [name?.split('/')[0], name];
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * A predicate telling whether a record is for the detector (`describe().subscriptions`):
+ * its call's source and name are subscribed; Azure's compared without case.
+ */
 export function subscriber(subscriptions) {
+  const key = (source, name) => `${source}\n${name}`;
   const wanted = new Set(
-    subscriptions.flatMap((s) => s.eventNames.map((name) => `${s.eventSource}\n${name}`)),
+    subscriptions.flatMap((s) => s.eventNames.map((name) => key(s.eventSource, name))),
   );
-  return (record) =>
-    typeof record.eventSource === 'string' &&
-    typeof record.eventName === 'string' &&
-    wanted.has(`${record.eventSource}\n${record.eventName}`);
+  const folded = new Set([...wanted].map((k) => k.toLowerCase()));
+  return (record) => {
+    const call = callOf(record);
+    if (call === undefined || call[0] === undefined || call[1] === undefined) return false;
+    return cloudOf(record) === 'azure'
+      ? folded.has(key(...call).toLowerCase())
+      : wanted.has(key(...call));
+  };
 }
 
 /**

@@ -1,8 +1,8 @@
 //! The detector: settings plus the rules, run over one batch of events.
 
+use crate::audit::{self, EventView};
 use crate::baseline::Baseline;
-use crate::catalog::{self, UNSEEN_AMI, UNSEEN_INSTANCE_TYPE, UNSEEN_REGION, UNSEEN_USER};
-use crate::cloudtrail::{Call, EventView, FIELDS};
+use crate::catalog::{self, Cloud, Kind};
 use crate::model::{Alert, DetectorInfo, Event, Outcome, Skip, Subscription};
 use crate::rules::rate;
 use crate::rules::unseen::{Sighting, UnseenRule};
@@ -40,11 +40,8 @@ impl Detector {
             name: env!("CARGO_PKG_NAME").to_string(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             detections: catalog::detections(),
-            subscriptions: vec![Subscription {
-                event_source: "ec2.amazonaws.com".into(),
-                event_names: vec!["RunInstances".into(), "StartInstances".into()],
-            }],
-            fields: FIELDS.iter().map(|f| f.to_string()).collect(),
+            subscriptions: subscriptions(),
+            fields: audit::fields().into_iter().map(str::to_string).collect(),
             default_settings: Settings::default().to_json(),
         }
     }
@@ -72,12 +69,13 @@ impl Detector {
             }
         }
         let mut alerts: Vec<(u32, usize, Alert)> = Vec::new();
-        for (order, rule) in self.unseen_rules().into_iter().enumerate() {
+        for rule in self.unseen_rules() {
+            let order = rule.kind.order();
             let sightings: Vec<Sighting<'_>> = views
                 .iter()
-                .filter(|(_, view)| view.call == Call::RunInstances || order == 0)
+                .filter(|(_, view)| view.call.judged_by(rule.kind))
                 .flat_map(|(index, view)| {
-                    keys(order, view).into_iter().map(move |key| Sighting {
+                    keys(rule.kind, view).into_iter().map(move |key| Sighting {
                         event_index: *index,
                         event: view,
                         key,
@@ -94,7 +92,11 @@ impl Detector {
         if s.launch_spike.enabled || s.launch_spike_density.enabled {
             let launches: Vec<&(u32, EventView)> = views
                 .iter()
-                .filter(|(_, view)| view.call == Call::RunInstances && view.principal.is_some())
+                .filter(|(_, view)| {
+                    view.call.judged_by(Kind::LaunchSpike)
+                        && view.counted
+                        && view.principal.is_some()
+                })
                 .collect();
             let just_views: Vec<&EventView> = launches.iter().map(|(_, view)| view).collect();
             let first = rate::first_deliveries(s, &just_views, baseline);
@@ -108,10 +110,9 @@ impl Detector {
             let mut series = rate::BatchSeries::new(baseline);
             for ((index, view), count) in counted.into_iter().zip(counts) {
                 for alert in rate::check(s, view, *index, count, &mut series) {
-                    let order = if alert.detection == catalog::LAUNCH_SPIKE {
-                        4
-                    } else {
-                        5
+                    let order = match Cloud::of_slug(&alert.detection) {
+                        Some((_, kind)) => kind.order(),
+                        None => Kind::ALL.len(),
                     };
                     alerts.push((*index, order, alert));
                 }
@@ -126,30 +127,52 @@ impl Detector {
     /// The four unseen-value rules, in catalogue order.
     fn unseen_rules(&self) -> [UnseenRule<'_>; 4] {
         let s = &self.settings;
-        let rule = |slug, noun, settings| UnseenRule {
-            slug,
-            noun,
-            settings,
-        };
+        let rule = |kind, settings| UnseenRule { kind, settings };
         [
-            rule(UNSEEN_REGION, "region", &s.unseen_region),
-            rule(UNSEEN_AMI, "AMI", &s.unseen_ami),
-            rule(
-                UNSEEN_INSTANCE_TYPE,
-                "instance type",
-                &s.unseen_instance_type,
-            ),
-            rule(UNSEEN_USER, "principal", &s.unseen_user),
+            rule(Kind::UnseenRegion, &s.unseen_region),
+            rule(Kind::UnseenImage, &s.unseen_ami),
+            rule(Kind::UnseenInstanceType, &s.unseen_instance_type),
+            rule(Kind::UnseenUser, &s.unseen_user),
         ]
     }
 }
 
-/// The keys an event gives the unseen rule at `order` (see [`Detector::unseen_rules`]).
-fn keys(order: usize, view: &EventView) -> Vec<&str> {
-    match order {
-        0 => vec![view.summary.region.as_str()],
-        1 => view.image_ids.iter().map(String::as_str).collect(),
-        2 => view.instance_type.as_deref().into_iter().collect(),
+/// What the detector subscribes to, per cloud: the host matches `event-source` and
+/// `event-names` against CloudTrail's `eventSource`/`eventName`, Google's
+/// `protoPayload.serviceName`/`methodName`, and Azure's resource provider and
+/// `operationName` (without case).
+pub fn subscriptions() -> Vec<Subscription> {
+    let gcp_methods = ["v1", "beta", "alpha"]
+        .into_iter()
+        .flat_map(|version| {
+            ["insert", "bulkInsert"].map(|method| format!("{version}.compute.instances.{method}"))
+        })
+        .collect();
+    vec![
+        Subscription {
+            event_source: "ec2.amazonaws.com".into(),
+            event_names: vec!["RunInstances".into(), "StartInstances".into()],
+        },
+        Subscription {
+            event_source: "compute.googleapis.com".into(),
+            event_names: gcp_methods,
+        },
+        Subscription {
+            event_source: "Microsoft.Compute".into(),
+            event_names: vec![
+                "Microsoft.Compute/virtualMachines/write".into(),
+                "Microsoft.Compute/virtualMachineScaleSets/write".into(),
+            ],
+        },
+    ]
+}
+
+/// The keys an event gives the unseen rule of `kind`.
+fn keys(kind: Kind, view: &EventView) -> Vec<&str> {
+    match kind {
+        Kind::UnseenRegion => vec![view.summary.region.as_str()],
+        Kind::UnseenImage => view.image_ids.iter().map(String::as_str).collect(),
+        Kind::UnseenInstanceType => view.instance_type.as_deref().into_iter().collect(),
         _ => view.principal.as_deref().into_iter().collect(),
     }
 }

@@ -1,4 +1,4 @@
-//! The AWS Cryptomining detections of minewatch, as plain Rust.
+//! The cryptomining detections of minewatch (AWS, Google Cloud, Azure), as plain Rust.
 //!
 //! This crate compiles twice: to the `wasm32-wasip2` component the host embeds (with
 //! `bindings.rs` binding it to the WIT world in `../wit`; feature `component`, on by
@@ -8,9 +8,10 @@
 //!
 //! Layout:
 //! - [`model`]: domain types mirroring the WIT types.
-//! - [`catalog`]: the six detections and their Splunk ids.
+//! - [`catalog`]: the detections (six kinds in three clouds) and their Splunk ids.
 //! - [`settings`]: what `configure` accepts.
-//! - [`cloudtrail`]: which fields are read and what they mean.
+//! - [`audit`]: which fields of CloudTrail, Google Cloud and Azure audit logs are read
+//!   and what they mean.
 //! - [`rules`]: the unseen-value and launch-rate rules.
 //! - [`detector`]: runs the rules over a batch.
 //! - [`baseline`]: the host-side state operations the rules need.
@@ -18,9 +19,9 @@
 //! - [`render`]: the native alert format hosts emit.
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod baseline;
 pub mod catalog;
-pub mod cloudtrail;
 pub mod detector;
 pub mod export;
 pub mod model;

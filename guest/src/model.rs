@@ -180,17 +180,18 @@ pub struct RateEvidence {
 /// Fields of the triggering event an analyst needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct EventSummary {
-    /// CloudTrail `eventID`.
+    /// CloudTrail `eventID`; Google's `insertId`; Azure's `eventDataId`, or
+    /// `correlationId|resourceId` in Event Hubs records (one id for every record of a launch).
     pub event_id: String,
-    /// CloudTrail `eventName`.
+    /// CloudTrail `eventName`; Google's `methodName`; Azure's `operationName`.
     pub event_name: String,
     /// The normalised principal.
     pub principal: String,
-    /// `userIdentity.arn` as logged.
+    /// The principal as logged: `userIdentity.arn`, `principalEmail`, Azure's caller.
     pub arn: String,
-    /// Account the event belongs to.
+    /// Account the event belongs to: AWS account, Google project id, Azure subscription.
     pub account: String,
-    /// AWS region.
+    /// Region (a Google zone without its letter; an Azure location).
     pub region: String,
     /// Caller IP address.
     pub source_ip: String,
@@ -198,9 +199,9 @@ pub struct EventSummary {
     pub user_agent: String,
     /// Instances launched or started.
     pub instance_ids: Vec<String>,
-    /// Instance type launched.
+    /// Instance type (machine type, VM size) launched.
     pub instance_type: String,
-    /// AMIs launched.
+    /// Machine images launched.
     pub image_ids: Vec<String>,
 }
 

@@ -5,6 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::catalog::Cloud;
+
 /// How a principal is named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -21,7 +23,7 @@ pub enum Identity {
 pub enum Scope {
     /// One baseline for every account (Splunk parity).
     Global,
-    /// One baseline per `recipientAccountId`.
+    /// One baseline per account: `recipientAccountId`, Google project, Azure subscription.
     Account,
 }
 
@@ -49,6 +51,11 @@ pub enum Population {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
+    /// The clouds whose audit logs are judged (`aws`, `gcp`, `azure`); events of the
+    /// others are passed over. Each detection setting below applies to its kind in
+    /// every cloud (`unseen_region` to `ec2-unseen-region`, `gcp-unseen-region` and
+    /// `azure-unseen-region`).
+    pub clouds: Vec<Cloud>,
     /// How principals are named.
     pub identity: Identity,
     /// Global or per-account baselines.
@@ -145,6 +152,7 @@ pub struct DensitySettings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
+            clouds: Cloud::ALL.to_vec(),
             identity: Identity::Role,
             scope: Scope::Global,
             fill_instance_type: None,
@@ -249,6 +257,9 @@ impl Settings {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.clouds.is_empty() {
+            return Err("clouds must name at least one of aws, gcp, azure".into());
+        }
         let rate = &self.rate;
         if rate.window_minutes == 0 || 1440 % rate.window_minutes != 0 {
             return Err(format!(

@@ -3,6 +3,7 @@
 //! Detection Finding. The native format itself is `minewatch_guest::render`, shared with
 //! the Fluent Bit plugin (`guest/fluent-bit/`).
 
+use minewatch_guest::catalog::Cloud;
 use minewatch_guest::render;
 use minewatch_guest::{Alert, Detection, DetectorInfo};
 use serde_json::{Value, json};
@@ -52,6 +53,7 @@ impl Renderer {
             Critical => (5, "Critical"),
         };
         let e = &alert.event;
+        let cloud = OcsfCloud::of(&alert.detection, &e.event_name);
         let attacks: Vec<Value> = detection
             .mitre_attack
             .iter()
@@ -117,16 +119,66 @@ impl Renderer {
                 "types": [alert.detection],
                 "analytic": { "uid": detection.splunk_id, "name": detection.name, "type_id": 1, "type": "Rule" },
                 "attacks": attacks,
-                "src_url": "https://research.splunk.com/stories/aws_cryptomining/",
+                "src_url": cloud.story_url,
             },
-            "cloud": { "provider": "AWS", "region": e.region, "account": { "uid": e.account, "type_id": 10, "type": "AWS Account" } },
-            "api": { "operation": e.event_name, "service": { "name": "ec2.amazonaws.com" } },
-            "resources": e.instance_ids.iter().map(|i| json!({ "uid": i, "type": "AWS::EC2::Instance" })).collect::<Vec<_>>(),
+            "cloud": { "provider": cloud.provider, "region": e.region, "account": { "uid": e.account, "type_id": cloud.account_type_id, "type": cloud.account_type } },
+            "api": { "operation": e.event_name, "service": { "name": cloud.service } },
+            "resources": e.instance_ids.iter().map(|i| json!({ "uid": i, "type": cloud.instance_type })).collect::<Vec<_>>(),
             "evidences": [evidence],
             "observables": observables,
             // The key has no attribute of its own (a region, AMI, instance type or
             // principal, by detection), so no observable can point at it.
             "unmapped": { "key": alert.key, "evidence": render::evidence(&alert.evidence) },
         })
+    }
+}
+
+/// How OCSF findings name a cloud: its provider, the kind of account, the compute
+/// service and its instances, and the Splunk story the detections come from.
+pub(crate) struct OcsfCloud {
+    pub(crate) provider: &'static str,
+    /// OCSF 1.1 `account.type_id`: 10 AWS Account, 5 GCP Account (a project), 99 Other
+    /// (an Azure subscription has no id of its own).
+    pub(crate) account_type_id: u8,
+    pub(crate) account_type: &'static str,
+    pub(crate) service: &'static str,
+    pub(crate) instance_type: &'static str,
+    pub(crate) story_url: &'static str,
+}
+
+impl OcsfCloud {
+    /// The cloud of a detection (by its slug; a custom detection's by how its event
+    /// names the operation, see [`Cloud::of_operation`]).
+    pub(crate) fn of(detection: &str, operation: &str) -> OcsfCloud {
+        let cloud = Cloud::of_slug(detection)
+            .map(|(cloud, _)| cloud)
+            .unwrap_or_else(|| Cloud::of_operation(operation));
+        let cloud_story = "https://research.splunk.com/stories/cloud_cryptomining/";
+        match cloud {
+            Cloud::Aws => OcsfCloud {
+                provider: cloud.provider(),
+                account_type_id: 10,
+                account_type: "AWS Account",
+                service: "ec2.amazonaws.com",
+                instance_type: "AWS::EC2::Instance",
+                story_url: "https://research.splunk.com/stories/aws_cryptomining/",
+            },
+            Cloud::Gcp => OcsfCloud {
+                provider: cloud.provider(),
+                account_type_id: 5,
+                account_type: "GCP Account",
+                service: "compute.googleapis.com",
+                instance_type: "gce_instance",
+                story_url: cloud_story,
+            },
+            Cloud::Azure => OcsfCloud {
+                provider: cloud.provider(),
+                account_type_id: 99,
+                account_type: "Azure Subscription",
+                service: "Microsoft.Compute",
+                instance_type: "Microsoft.Compute/virtualMachines",
+                story_url: cloud_story,
+            },
+        }
     }
 }

@@ -11,13 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use minewatch_guest::time::parse_event_time;
 use minewatch_guest::{DetectorInfo, Sighting, Timestamp};
 use serde_json::Value;
 
 use crate::config::{Config, StoreBackend};
 use crate::dead_letter::DeadLetter;
 use crate::incidents::IncidentSettings;
+use crate::intake::audit::{self, Call};
 use crate::intake::{Consumer, Input, Location, ReadOptions, Skip, Visitor, drain, spawn_reader};
 use crate::pipeline::{Output, Pipeline, PipelineOptions};
 use crate::progress::Progress;
@@ -106,14 +106,10 @@ impl Watched<'_> {
         let Some(subscriptions) = &self.subscriptions else {
             return;
         };
-        let field = |name| record.get(name).and_then(Value::as_str);
-        let (Some(source), Some(name)) = (field("eventSource"), field("eventName")) else {
-            return;
-        };
-        if !subscriptions.iter().any(|(s, n)| s == source && n == name) {
+        if !Call::of(record).is_some_and(|call| call.is_in(subscriptions)) {
             return;
         }
-        if let Some(time) = field("eventTime").and_then(parse_event_time) {
+        if let Some(time) = audit::event_time(record) {
             self.span = Some(match self.span {
                 Some((first, last)) => (first.min(time), last.max(time)),
                 None => (time, time),

@@ -1,7 +1,7 @@
 //! One record in, one record out: the detector over a single Fluent Bit record.
 //!
 //! Fluent Bit hands the filter one record at a time, so each subscribed record is a
-//! batch of one. That gives the host's alerts: the detector's first-seen sets, its
+//! batch of one (an Azure Event Hubs document, a batch of its subscribed records). That gives the host's alerts: the detector's first-seen sets, its
 //! `eventID` dedup set and its rate counters are separate baselines whose answers depend
 //! only on the sightings before, in order, whatever the batch boundaries
 //! (`tests/fluent_bit.rs` checks it against `minewatch run`).
@@ -10,6 +10,8 @@ use std::io::Write;
 use std::path::Path;
 
 use memchr::memmem;
+use minewatch_guest::audit::call::Call;
+use minewatch_guest::catalog::Cloud;
 use minewatch_guest::projection::{FieldPath, project};
 use minewatch_guest::{Detector, DetectorInfo, render};
 use serde_json::Value;
@@ -36,9 +38,10 @@ pub struct Filter {
     detector: Detector,
     info: DetectorInfo,
     paths: Vec<FieldPath>,
-    /// (eventSource, eventName) pairs; a handful, so a scan beats hashing.
+    /// (source, name) pairs of the subscribed calls; a handful, so a scan beats hashing.
     subscriptions: Vec<(String, String)>,
-    /// Searches for the subscribed names and for `\u`, to pass most records unparsed.
+    /// Searches for the subscribed names (Azure's also in upper and lower case) and for
+    /// `\u`, to pass most records unparsed.
     names: Vec<memmem::Finder<'static>>,
     escape: memmem::Finder<'static>,
     tenant: String,
@@ -67,9 +70,21 @@ impl Filter {
             .map(|p| FieldPath::parse(p))
             .collect::<Result<Vec<_>, _>>()?;
         let subscriptions = info.subscribed_events();
-        let names = subscriptions
+        let mut spellings: Vec<String> = Vec::new();
+        for (_, name) in &subscriptions {
+            let mut these = vec![name.clone()];
+            if Cloud::of_operation(name) == Cloud::Azure {
+                these.extend([name.to_ascii_uppercase(), name.to_ascii_lowercase()]);
+            }
+            for spelling in these {
+                if !spellings.contains(&spelling) {
+                    spellings.push(spelling);
+                }
+            }
+        }
+        let names = spellings
             .iter()
-            .map(|(_, name)| memmem::Finder::new(name.as_bytes()).into_owned())
+            .map(|name| memmem::Finder::new(name.as_bytes()).into_owned())
             .collect();
         Ok(Filter {
             detector,
@@ -141,21 +156,27 @@ impl Filter {
         let Ok(mut value) = serde_json::from_slice::<Value>(record) else {
             return false;
         };
-        let subscribed = match (value.get("eventSource"), value.get("eventName")) {
-            (Some(Value::String(source)), Some(Value::String(name))) => self
-                .subscriptions
-                .iter()
-                .any(|(s, n)| s == source && n == name),
-            _ => false,
+        let subscribed =
+            |record: &Value| Call::of(record).is_some_and(|call| call.is_in(&self.subscriptions));
+        // A record, or an Azure Event Hubs document of records (`{"records": [...]}`),
+        // whose subscribed records are one batch.
+        let events: Vec<_> = if subscribed(&value) {
+            vec![project(&value, &self.paths)]
+        } else {
+            match value.get("records") {
+                Some(Value::Array(records)) => records
+                    .iter()
+                    .filter(|r| subscribed(r))
+                    .map(|r| project(r, &self.paths))
+                    .collect(),
+                _ => Vec::new(),
+            }
         };
-        if !subscribed {
+        if events.is_empty() {
             return false;
         }
-        let event = project(&value, &self.paths);
-        let outcome = self
-            .detector
-            .detect(std::slice::from_ref(&event), &mut self.baseline);
-        self.since_prune += 1;
+        let outcome = self.detector.detect(&events, &mut self.baseline);
+        self.since_prune += events.len() as u32;
         if self.since_prune >= PRUNE_EVERY_EVENTS {
             self.baseline.prune();
             self.since_prune = 0;
@@ -173,7 +194,8 @@ impl Filter {
             .collect();
         let alerts = Value::Array(alerts);
         out.clear();
-        // A subscribed record is an object with members, so it ends in `}` (then whitespace).
+        // A subscribed record or document is an object with members, so it ends in `}`
+        // (then whitespace).
         let end = record.iter().rposition(|b| !b.is_ascii_whitespace());
         match (end, value.as_object_mut()) {
             (Some(end), Some(map)) if record[end] == b'}' && !map.contains_key(ALERTS_FIELD) => {

@@ -9,9 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::audit::EventView;
 use crate::baseline::{Baseline, Observed, ValueChange, apply_value_change};
-use crate::catalog::{LAUNCH_SPIKE, LAUNCH_SPIKE_DENSITY};
-use crate::cloudtrail::EventView;
+use crate::catalog::{Cloud, Kind};
 use crate::model::{Alert, DAY_MS, Evidence, MINUTE_MS, RateEvidence};
 use crate::settings::{CountMode, Population, Settings};
 use crate::time::format_time;
@@ -254,9 +254,10 @@ pub fn check<B: Baseline + ?Sized>(
         event,
         event_index,
         principal,
-        noun: match rate.count {
-            CountMode::Calls => "RunInstances calls",
-            CountMode::Instances => "instances launched",
+        noun: match (rate.count, event.cloud) {
+            (CountMode::Calls, Cloud::Aws) => "RunInstances calls",
+            (CountMode::Calls, _) => "instance creations",
+            (CountMode::Instances, _) => "instances launched",
         },
         window,
         count,
@@ -267,13 +268,26 @@ pub fn check<B: Baseline + ?Sized>(
         if history.windows >= spike.min_history_windows
             && count as f64 > threshold
             && count >= spike.min_count
-            && first_in_window(baseline, scope, LAUNCH_SPIKE, window, principal, event.time)
+            && first_in_window(
+                baseline,
+                scope,
+                event.cloud.slug(Kind::LaunchSpike),
+                window,
+                principal,
+                event.time,
+            )
         {
             let method = format!(
                 "mean {:.2} + {} x stdev {:.2} of {} windows in the last {} days",
                 history.mean, spike.k, history.stdev, history.windows, spike.history_days
             );
-            alerts.push(crossing.alert(LAUNCH_SPIKE, &history, threshold, None, method));
+            alerts.push(crossing.alert(
+                event.cloud.slug(Kind::LaunchSpike),
+                &history,
+                threshold,
+                None,
+                method,
+            ));
         }
     }
     if density.enabled && !density.allow_principals.iter().any(|p| p == principal) {
@@ -289,7 +303,7 @@ pub fn check<B: Baseline + ?Sized>(
             && first_in_window(
                 baseline,
                 scope,
-                LAUNCH_SPIKE_DENSITY,
+                event.cloud.slug(Kind::LaunchSpikeDensity),
                 window,
                 principal,
                 event.time,
@@ -304,7 +318,13 @@ pub fn check<B: Baseline + ?Sized>(
                 "P(count >= {count}) = {shown} < {} over the last {} days, {method}",
                 density.tail_probability, density.history_days
             );
-            alerts.push(crossing.alert(LAUNCH_SPIKE_DENSITY, &history, threshold, Some(p), method));
+            alerts.push(crossing.alert(
+                event.cloud.slug(Kind::LaunchSpikeDensity),
+                &history,
+                threshold,
+                Some(p),
+                method,
+            ));
         }
     }
     alerts

@@ -6,9 +6,9 @@
 //! older than the event (Splunk's `enough_data`). Allowlisted keys and principals learn
 //! but never alert.
 
+use crate::audit::{Call, EventView};
 use crate::baseline::Baseline;
-use crate::catalog::{UNSEEN_AMI, UNSEEN_INSTANCE_TYPE, UNSEEN_REGION, UNSEEN_USER};
-use crate::cloudtrail::EventView;
+use crate::catalog::Kind;
 use crate::model::{Alert, DAY_MS, Evidence, UnseenEvidence};
 use crate::settings::UnseenSettings;
 use crate::time::format_date;
@@ -16,10 +16,9 @@ use crate::time::format_date;
 /// One unseen-value detection bound to its settings.
 #[derive(Debug, Clone, Copy)]
 pub struct UnseenRule<'a> {
-    /// Detection slug, also the base name of its first-seen set.
-    pub slug: &'static str,
-    /// What a key is, for messages (`region`, `AMI`, ...).
-    pub noun: &'static str,
+    /// Which of the four; an event's cloud names the detection
+    /// ([`crate::catalog::Cloud::slug`]), also the base name of its first-seen set.
+    pub kind: Kind,
     /// The detection's settings.
     pub settings: &'a UnseenSettings,
 }
@@ -53,7 +52,11 @@ impl UnseenRule<'_> {
         // Group by set name (one set, or one per account with `scope = "account"`), in order.
         let mut sets: Vec<(String, Vec<&Sighting<'_>>)> = Vec::new();
         for sighting in sightings.iter().filter(|s| !s.key.is_empty()) {
-            let set = format!("{}{}", sighting.event.scope, self.slug);
+            let set = format!(
+                "{}{}",
+                sighting.event.scope,
+                sighting.event.cloud.slug(self.kind)
+            );
             match sets.iter_mut().find(|(name, _)| *name == set) {
                 Some((_, list)) => list.push(sighting),
                 None => sets.push((set, vec![sighting])),
@@ -81,11 +84,12 @@ impl UnseenRule<'_> {
             0 | 1 => "an instance".to_string(),
             n => format!("{n} instances"),
         };
-        let verb = if event.summary.event_name == "StartInstances" {
-            "started"
-        } else {
-            "launched"
+        let verb = match event.call {
+            Call::Start => "started",
+            Call::Launch => "launched",
+            Call::Write => "wrote",
         };
+        let nouns = event.cloud.nouns();
         let novelty = match seen.previous {
             Some(p) => format!(
                 "not used since {} (forgotten after {} days)",
@@ -94,34 +98,39 @@ impl UnseenRule<'_> {
             ),
             None => "never used before".to_string(),
         };
+        let noun = match self.kind {
+            Kind::UnseenRegion => "region",
+            Kind::UnseenImage => nouns.image,
+            Kind::UnseenInstanceType => nouns.instance_type,
+            _ => "principal",
+        };
         let known = match seen.set_size {
-            1 => format!("1 known {}", self.noun),
-            n => format!("{n} known {}s", self.noun),
+            1 => format!("1 known {noun}"),
+            n => format!("{n} known {noun}s"),
         };
         let baseline = format!(
             "{known}, learning since {}",
             format_date(seen.learning_start)
         );
-        match self.slug {
-            UNSEEN_REGION => {
+        match self.kind {
+            Kind::UnseenRegion => {
                 format!("{who} {verb} {instances} in region {key}, {novelty} ({baseline}).")
             }
-            UNSEEN_AMI => {
-                format!("{who} {verb} {instances} from AMI {key}, an image {novelty} ({baseline}).")
-            }
-            UNSEEN_INSTANCE_TYPE => format!(
-                "{who} {verb} {instances} of type {key}, an instance type {novelty} ({baseline})."
+            Kind::UnseenImage => format!(
+                "{who} {verb} {instances} from {} {key}, an image {novelty} ({baseline}).",
+                nouns.image
             ),
-            UNSEEN_USER => match seen.previous {
+            Kind::UnseenInstanceType => format!(
+                "{who} {verb} {instances} of type {key}, {} {} {novelty} ({baseline}).",
+                article(nouns.instance_type),
+                nouns.instance_type
+            ),
+            _ => match seen.previous {
                 Some(_) => format!(
                     "{key} {verb} {instances}, its first launch in a long time: {novelty} ({baseline})."
                 ),
                 None => format!("{key} {verb} {instances} for the first time ({baseline})."),
             },
-            _ => format!(
-                "{who} {verb} {instances} with {} {key}, {novelty} ({baseline}).",
-                self.noun
-            ),
         }
     }
 
@@ -144,7 +153,7 @@ impl UnseenRule<'_> {
             return None;
         }
         Some(Alert {
-            detection: self.slug.to_string(),
+            detection: event.cloud.slug(self.kind).to_string(),
             event_index,
             key: key.to_string(),
             message: self.message(event, key, &seen),
@@ -157,5 +166,14 @@ impl UnseenRule<'_> {
                 previous: seen.previous,
             }),
         })
+    }
+}
+
+/// `a` or `an` before a noun.
+fn article(noun: &str) -> &'static str {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
+        "an"
+    } else {
+        "a"
     }
 }

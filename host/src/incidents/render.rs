@@ -7,6 +7,7 @@ use minewatch_guest::time::format_time;
 use serde_json::{Value, json};
 
 use super::Incident;
+use crate::alert::OcsfCloud;
 
 /// What the incident says about its contributions, gathered once for both formats.
 struct Facts {
@@ -167,6 +168,12 @@ pub fn ocsf(incident: &Incident) -> Value {
         })
         .collect();
     let summary = summary(incident);
+    // A principal belongs to one cloud, and so do its incident's detections.
+    let first = incident
+        .contributions
+        .first()
+        .map(|(_, c)| c.detection.as_str());
+    let cloud = OcsfCloud::of(first.unwrap_or_default(), "");
     json!({
         "class_uid": 2005,
         "class_name": "Incident Finding",
@@ -192,7 +199,7 @@ pub fn ocsf(incident: &Incident) -> Value {
             "product": { "name": "minewatch", "vendor_name": "minewatch", "version": env!("CARGO_PKG_VERSION") },
             "tenant_uid": incident.tenant,
         },
-        "cloud": { "provider": "AWS", "account": { "uid": incident.account, "type_id": 10, "type": "AWS Account" } },
+        "cloud": { "provider": cloud.provider, "account": { "uid": incident.account, "type_id": cloud.account_type_id, "type": cloud.account_type } },
         "finding_info_list": findings,
         "attacks": f.techniques.iter().map(|t| json!({ "technique": { "uid": t }, "version": "15.1" })).collect::<Vec<_>>(),
         "assignee_group": { "name": incident.assignee_group },

@@ -1,13 +1,14 @@
-//! Finding the CloudTrail records inside one JSON value, whichever road it came by.
+//! Finding the audit-log records inside one JSON value, whichever road it came by.
 //!
 //! | shape | recognised by | records |
 //! |---|---|---|
-//! | delivery file (S3) | `Records` array | each element |
+//! | delivery file (S3), Azure Event Hubs / storage export, Cloud Logging `entries.list` | `Records`, `records` or `entries` array | each element |
 //! | EventBridge event | `detail-type` + `detail` object | `detail` |
-//! | CloudTrail record | `eventSource` or `eventName` | itself (Insights events skipped) |
+//! | an audit-log record | see [`super::audit`]: CloudTrail's `eventSource`/`eventName`, Google's `protoPayload`, Azure's `operationName` | itself (CloudTrail Insights events skipped) |
 //! | CloudWatch Logs subscription | `messageType` + `logEvents` | each `logEvents[].message` of a `DATA_MESSAGE` |
 //! | the same, as a Lambda gets it | `awslogs.data` (base64 of gzip) | as above |
 //! | `aws cloudtrail lookup-events` | `Events` array | each `Events[].CloudTrailEvent`, oldest first |
+//! | Pub/Sub push (a Cloud Logging sink's topic pushed to an HTTP endpoint) | `message` object with `data` text | `message.data` (base64 of the entry) |
 //! | CloudTrail digest file | `digestStartTime` + `logFiles` | none (skipped) |
 //! | a shipper's event | a [`WRAPPER_FIELDS`] field holding any of the above | those |
 //!
@@ -92,8 +93,8 @@ fn visit_object(
         return visit_wrapped(inner, &field, at, visitor, depth);
     }
     match shape(&map) {
-        Shape::Records => {
-            let records = take(&mut map, "Records");
+        Shape::Records(key) => {
+            let records = take(&mut map, key);
             visit_elements(array(records), at, visitor, depth)
         }
         Shape::EventBridge => visit(take(&mut map, "detail"), at, visitor, depth + 1),
@@ -117,6 +118,10 @@ fn visit_object(
             let data = map["awslogs"]["data"].as_str().unwrap_or_default();
             visit_awslogs(data, at, visitor, depth)
         }
+        Shape::PubSubPush => {
+            let data = map["message"]["data"].as_str().unwrap_or_default();
+            visit_pubsub(data, at, visitor, depth)
+        }
         Shape::Lookup => {
             let events = array(take(&mut map, "Events"));
             visit_elements(oldest_first(events), at, visitor, depth)
@@ -130,7 +135,7 @@ fn visit_object(
         Shape::Unknown => {
             let keys: Vec<&str> = map.keys().take(5).map(String::as_str).collect();
             let what = format!(
-                "an object without eventSource or eventName (keys: {})",
+                "an object that is no audit-log record: no eventSource or eventName, protoPayload or operationName (keys: {})",
                 keys.join(", ")
             );
             skip(visitor, SkipReason::NotCloudTrail, what, at);
@@ -142,11 +147,12 @@ fn visit_object(
 /// What [`visit_object`] makes of an object, by its keys, in the order it tries them
 /// (after a configured `record_field`, which comes first).
 enum Shape {
-    /// A delivery file: a `Records` array.
-    Records,
+    /// A delivery file, an Event Hubs export, an `entries.list` page: an array of
+    /// records under this key ([`RECORD_ARRAYS`]).
+    Records(&'static str),
     /// An EventBridge event: `detail-type` and a `detail` object.
     EventBridge,
-    /// A CloudTrail record (or an Insights event): `eventName` or `eventSource`.
+    /// An audit-log record (or a CloudTrail Insights event), see [`super::audit::cloud_of`].
     Record,
     /// A CloudWatch Logs subscription envelope: `messageType` text and `logEvents`.
     LogEvents,
@@ -154,6 +160,8 @@ enum Shape {
     Lambda,
     /// An `aws cloudtrail lookup-events` page: an `Events` array.
     Lookup,
+    /// A Pub/Sub push request: a `message` object with base64 `data`.
+    PubSubPush,
     /// A CloudTrail digest file: `digestStartTime` and `logFiles`.
     Digest,
     /// A shipper's event holding JSON in this wrapper field.
@@ -162,8 +170,12 @@ enum Shape {
     Unknown,
 }
 
-/// The keys [`shape`] reads besides `Records`, the record's own and [`WRAPPER_FIELDS`]:
-/// every field cut keeps them whole (see [`super::FieldSet`]).
+/// The keys of arrays of records: CloudTrail's delivery files, Azure's Event Hubs and
+/// storage exports, Cloud Logging's `entries.list` answers.
+pub(super) const RECORD_ARRAYS: [&str; 3] = ["Records", "records", "entries"];
+
+/// The keys [`shape`] reads besides [`RECORD_ARRAYS`], the record's own and
+/// [`WRAPPER_FIELDS`]: every field cut keeps them whole (see [`super::FieldSet`]).
 pub(super) const SHAPE_KEYS: [&str; 7] = [
     "detail-type",
     "messageType",
@@ -175,12 +187,15 @@ pub(super) const SHAPE_KEYS: [&str; 7] = [
 ];
 
 fn shape(map: &Map<String, Value>) -> Shape {
-    if matches!(map.get("Records"), Some(Value::Array(_))) {
-        Shape::Records
+    if let Some(key) = RECORD_ARRAYS
+        .into_iter()
+        .find(|key| matches!(map.get(*key), Some(Value::Array(_))))
+    {
+        Shape::Records(key)
     } else if map.contains_key("detail-type") && matches!(map.get("detail"), Some(Value::Object(_)))
     {
         Shape::EventBridge
-    } else if map.contains_key("eventName") || map.contains_key("eventSource") {
+    } else if super::audit::cloud_of(map).is_some() {
         Shape::Record
     } else if matches!(map.get("messageType"), Some(Value::String(_)))
         && map.contains_key("logEvents")
@@ -194,6 +209,12 @@ fn shape(map: &Map<String, Value>) -> Shape {
         Shape::Lambda
     } else if matches!(map.get("Events"), Some(Value::Array(_))) {
         Shape::Lookup
+    } else if map
+        .get("message")
+        .and_then(|message| message.get("data"))
+        .is_some_and(Value::is_string)
+    {
+        Shape::PubSubPush
     } else if map.contains_key("digestStartTime") && map.contains_key("logFiles") {
         Shape::Digest
     } else if let Some(field) = WRAPPER_FIELDS.into_iter().find(|f| holds_json(map.get(*f))) {
@@ -235,11 +256,7 @@ pub(super) fn recognised(value: &Value) -> bool {
     match value {
         Value::Array(items) => items.iter().all(recognised),
         Value::Object(map) => match shape(map) {
-            Shape::Records => map["Records"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .all(recognised),
+            Shape::Records(key) => map[key].as_array().into_iter().flatten().all(recognised),
             Shape::EventBridge => recognised(&map["detail"]),
             Shape::Unknown => false,
             _ => true,
@@ -348,6 +365,20 @@ fn visit_log_events(
 }
 
 /// The Lambda form of a subscription envelope: base64 of its gzip.
+/// A Pub/Sub push request's `message.data`: base64 of one message, a Cloud Logging entry
+/// for a sink's topic.
+fn visit_pubsub(data: &str, at: &Location, visitor: &mut dyn Visitor, depth: u32) -> Result<u64> {
+    let problem = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
+        Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+            Ok(value) => return visit(value, at, visitor, depth + 1),
+            Err(error) => format!("message.data does not hold JSON: {error}"),
+        },
+        Err(error) => format!("message.data is not base64: {error}"),
+    };
+    skip(visitor, SkipReason::InvalidJson, problem, at);
+    Ok(0)
+}
+
 fn visit_awslogs(data: &str, at: &Location, visitor: &mut dyn Visitor, depth: u32) -> Result<u64> {
     let bytes = match base64::engine::general_purpose::STANDARD.decode(data.trim()) {
         Ok(bytes) => bytes,

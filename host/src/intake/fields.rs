@@ -25,19 +25,29 @@ use serde_json::{Map, Value};
 
 use super::envelope::{SHAPE_KEYS, WRAPPER_FIELDS};
 
-/// Fields kept beside the detectors' own: the subscription, the time the `serve`
-/// scheduler orders by, and the fields that classify CloudTrail's neighbours.
-const ALWAYS: [&str; 6] = [
+/// Fields kept beside the detectors' own: what tells each cloud's records apart and
+/// names their call and time ([`super::audit`]; the subscription, the time the `serve`
+/// scheduler orders by), and the fields that classify CloudTrail's neighbours.
+const ALWAYS: [&str; 15] = [
     "eventSource",
     "eventName",
     "eventTime",
     "eventID",
     "eventType",
     "eventCategory",
+    "protoPayload.serviceName",
+    "protoPayload.methodName",
+    "timestamp",
+    "operationName",
+    "resourceId",
+    "correlationId",
+    "time",
+    "eventTimestamp",
+    "caller",
 ];
 
 /// Keys that hold whole records, cut with the same field set.
-const RECORD_HOLDERS: [&str; 2] = ["Records", "detail"];
+const RECORD_HOLDERS: [&str; 4] = ["Records", "records", "entries", "detail"];
 
 /// The field paths to keep of an oversized record: dot-separated keys, `[]` stepping
 /// into every array element (the WIT projection's syntax); arrays on the way are

@@ -32,6 +32,8 @@ use serde_json::Value;
 
 pub use envelope::{WRAPPER_FIELDS, visit_value};
 pub use fields::FieldSet;
+/// Which cloud a record belongs to and the call it logs (shared with the Fluent Bit plugin).
+pub use minewatch_guest::audit::call as audit;
 pub use prefilter::Prefilter;
 pub use sniff::read_stream;
 pub use thread::{Consumer, Input, Item, drain, spawn_reader};

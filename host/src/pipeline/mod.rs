@@ -31,6 +31,7 @@ use emit::Pending;
 pub use options::{Output, PipelineOptions};
 use wiring::Wiring;
 
+use crate::intake::audit::Call;
 use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
 use crate::runtime::{DetectorEngine, SharedStore};
 use crate::summary::RunSummary;
@@ -190,14 +191,7 @@ impl Pipeline {
     }
 
     fn subscribed(&self, record: &Value) -> bool {
-        match (record.get("eventSource"), record.get("eventName")) {
-            (Some(Value::String(source)), Some(Value::String(name))) => self
-                .wiring
-                .subscriptions
-                .iter()
-                .any(|(s, n)| s == source && n == name),
-            _ => false,
-        }
+        Call::of(record).is_some_and(|call| call.is_in(&self.wiring.subscriptions))
     }
 
     /// Runs the detector over the pending batch, writes its alerts (and passthrough

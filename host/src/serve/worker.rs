@@ -293,7 +293,11 @@ impl Group {
             .drain(..)
             .enumerate()
             .map(|(arrival, job)| {
-                let earliest = job.records.iter().filter_map(|(r, _)| event_time(r)).min();
+                let earliest = job
+                    .records
+                    .iter()
+                    .filter_map(|(r, _)| crate::intake::audit::event_time(r))
+                    .min();
                 (earliest.unwrap_or(i64::MIN), arrival, job)
             })
             .collect();
@@ -312,7 +316,9 @@ impl Group {
     /// Counts the records more than [`LATE_AFTER_MS`] behind the latest event judged
     /// before them, and moves that mark.
     fn count_late(&mut self, records: &[(Value, Location)]) {
-        let times = records.iter().filter_map(|(r, _)| event_time(r));
+        let times = records
+            .iter()
+            .filter_map(|(r, _)| crate::intake::audit::event_time(r));
         let mut late = 0;
         let mut latest = self.latest_judged.unwrap_or(i64::MIN);
         let mark = latest.saturating_sub(LATE_AFTER_MS);
@@ -325,14 +331,6 @@ impl Group {
             metrics::counter!("minewatch_events_late_total").increment(late);
         }
     }
-}
-
-/// A record's `eventTime` in milliseconds, when it has a readable one.
-fn event_time(record: &Value) -> Option<i64> {
-    record
-        .get("eventTime")
-        .and_then(Value::as_str)
-        .and_then(minewatch_guest::time::parse_event_time)
 }
 
 fn process(
