@@ -63,6 +63,12 @@ pub(crate) const HUGE_LEN: usize = 2_000_000;
 
 /// Writes `scenario` to `path` (a file, or a directory for [`Layout::S3Archive`]).
 pub fn write(scenario: &Scenario, layout: Layout, path: &Path) -> Result<WriteSummary> {
+    let aws_only = !matches!(layout, Layout::Ndjson | Layout::NdjsonWithGarbage);
+    if aws_only && scenario.events.iter().any(|e| e.get("eventID").is_none()) {
+        anyhow::bail!(
+            "layout {layout:?} wraps CloudTrail records only; Google Cloud and Azure records go in the ndjson layouts"
+        );
+    }
     let mut rng = layout_rng(scenario);
     match layout {
         Layout::Ndjson => write_lines(path, scenario.events.iter().map(line)),

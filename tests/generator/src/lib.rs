@@ -1,6 +1,7 @@
 //! Seeded CloudTrail scenario generator: the synthetic workload of minewatch's
 //! tests, benchmarks and sample data — weeks of normal multi-account AWS
-//! activity (humans, CI roles, autoscaling, applications, AWS services),
+//! activity (humans, CI roles, autoscaling, applications, AWS services), with
+//! Google Cloud and Azure audit logs beside it on request ([`Spec::other_clouds`]),
 //! injected cryptojacking incidents, the exact list of alerts the detector is
 //! expected to raise (an oracle derived from what was injected, never from
 //! detection logic), and writing a scenario to disk as NDJSON, a CloudTrail S3
@@ -25,6 +26,7 @@
 
 mod actors;
 mod background;
+mod clouds;
 mod delivery;
 mod ec2;
 mod incidents;
@@ -62,6 +64,9 @@ pub struct Spec {
     pub events_per_day: u32,
     /// Whether to inject the cryptojacking incidents (and the golden AMI rollout) after day 20.
     pub incidents: bool,
+    /// Whether Google Cloud and Azure audit logs join CloudTrail (each with its own
+    /// incidents when `incidents` is set); their records only go in NDJSON layouts.
+    pub other_clouds: bool,
 }
 
 impl Default for Spec {
@@ -75,11 +80,12 @@ impl Default for Spec {
                 .expect("valid default start"),
             events_per_day: 1000,
             incidents: true,
+            other_clouds: false,
         }
     }
 }
 
-/// A generated scenario: CloudTrail records in delivery order plus the expected alerts.
+/// A generated scenario: audit-log records in delivery order plus the expected alerts.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Scenario {
     /// CloudTrail records in delivery order (slightly out of time order, ~2% exact duplicates).
@@ -93,7 +99,7 @@ pub struct Scenario {
 pub struct ExpectedAlert {
     /// Detection name, one of the `UNSEEN_*` / `LAUNCH_SPIKE*` constants.
     pub detection: String,
-    /// Alert key: a region, AMI id, instance type or principal ARN.
+    /// Alert key: a region, image, instance type or principal.
     pub key: String,
 }
 
@@ -137,6 +143,17 @@ pub fn generate(spec: &Spec) -> Scenario {
         Some(s) => incidents::inject(&world, stream(spec.seed, 3), s, &mut recs),
         None => Vec::new(),
     };
+    if spec.other_clouds {
+        let other = clouds::generate(
+            start,
+            spec.days,
+            spec.incidents,
+            stream(spec.seed, 5),
+            stream(spec.seed, 6),
+        );
+        recs.extend(other.records);
+        expected.extend(other.expected);
+    }
     expected.sort();
     expected.dedup();
     let events = delivery::deliver(recs, &mut stream(spec.seed, 4));

@@ -32,6 +32,10 @@ struct Args {
     /// Leave the incidents out (normal activity only).
     #[arg(long)]
     no_incidents: bool,
+    /// Add Google Cloud and Azure audit logs (with their own incidents) to CloudTrail;
+    /// only with the ndjson layouts.
+    #[arg(long)]
+    other_clouds: bool,
     /// Also write the expected alerts (detection, key) as NDJSON here.
     #[arg(long, value_name = "FILE")]
     expected: Option<PathBuf>,
@@ -90,6 +94,7 @@ fn run(args: Args) -> Result<()> {
         days: args.days,
         events_per_day: args.events_per_day,
         incidents: !args.no_incidents,
+        other_clouds: args.other_clouds,
         ..Spec::default()
     };
     let scenario = minewatch_generator::generate(&spec);

@@ -867,3 +867,52 @@ fn garbage_layout_keeps_records_and_counts_garbage() {
         summary.garbage_lines
     );
 }
+
+#[test]
+fn other_clouds_add_their_records_and_alerts_and_leave_cloudtrails() {
+    let spec = Spec {
+        days: 40,
+        events_per_day: 100,
+        ..Spec::default()
+    };
+    let aws = generate(&spec);
+    let all = generate(&Spec {
+        other_clouds: true,
+        ..spec
+    });
+    let ids = |s: &Scenario| -> std::collections::BTreeSet<String> {
+        s.events
+            .iter()
+            .filter_map(|e| e.get("eventID").and_then(|v| v.as_str()).map(String::from))
+            .collect()
+    };
+    assert_eq!(ids(&aws), ids(&all), "the same CloudTrail records");
+    let others: Vec<&ExpectedAlert> = all
+        .expected
+        .iter()
+        .filter(|a| !aws.expected.contains(a))
+        .collect();
+    assert_eq!(others.len(), 12, "{others:?}");
+    assert!(
+        others
+            .iter()
+            .all(|a| a.detection.starts_with("gcp-") || a.detection.starts_with("azure-"))
+    );
+    let google = all
+        .events
+        .iter()
+        .filter(|e| e.get("protoPayload").is_some())
+        .count();
+    let azure = all
+        .events
+        .iter()
+        .filter(|e| e.get("records").is_some())
+        .count();
+    assert!(
+        google > 1000 && azure > 1000,
+        "{google} Google entries, {azure} Azure documents"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let error = write(&all, Layout::S3Archive, &dir.path().join("s3")).unwrap_err();
+    assert!(error.to_string().contains("ndjson layouts"), "{error}");
+}
