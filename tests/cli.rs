@@ -9,7 +9,7 @@ fn conformance(case: &str) -> std::path::PathBuf {
 }
 
 #[test]
-fn detections_lists_the_six_with_splunk_ids() {
+fn detections_lists_six_per_cloud_with_splunk_ids() {
     let (dir, mut cmd) = setup();
     let out = cmd.args(["detections", "--json"]).ok(&dir);
     let info: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -24,6 +24,11 @@ fn detections_lists_the_six_with_splunk_ids() {
             )
         })
         .collect();
+    let region = "fa4089e2-50e3-40f7-8469-d2cc1564ca59";
+    let image = "bc24922d-987c-4645-b288-f8c73ec194c4";
+    let kind = "c6ddbf53-9715-49f3-bb4c-fb2e8a309cda";
+    let user = "37a0ec8d-827e-4d6d-8025-cedf31f3a149";
+    let density = "f2361e9f-3928-496c-a556-120cd4223a65";
     assert_eq!(
         ids,
         [
@@ -39,6 +44,18 @@ fn detections_lists_the_six_with_splunk_ids() {
                 "ec2-launch-spike-density",
                 "dec41ad5-d579-42cb-b4c6-f5dbb778bbe5"
             ),
+            ("gcp-unseen-region", region),
+            ("gcp-unseen-image", image),
+            ("gcp-unseen-machine-type", kind),
+            ("gcp-unseen-user", user),
+            ("gcp-launch-spike", ""),
+            ("gcp-launch-spike-density", density),
+            ("azure-unseen-region", region),
+            ("azure-unseen-image", image),
+            ("azure-unseen-vm-size", kind),
+            ("azure-unseen-user", user),
+            ("azure-launch-spike", ""),
+            ("azure-launch-spike-density", density),
         ]
     );
     assert_eq!(
@@ -46,15 +63,39 @@ fn detections_lists_the_six_with_splunk_ids() {
         14
     );
     assert_eq!(
+        info["default_settings"]["clouds"],
+        serde_json::json!(["aws", "gcp", "azure"])
+    );
+    let sources: Vec<&str> = info["subscriptions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["event_source"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            "ec2.amazonaws.com",
+            "compute.googleapis.com",
+            "Microsoft.Compute"
+        ]
+    );
+    assert_eq!(
         info["subscriptions"][0]["event_names"],
         serde_json::json!(["RunInstances", "StartInstances"])
     );
     let (dir, mut cmd) = setup();
     let table = String::from_utf8(cmd.args(["detections"]).ok(&dir).stdout).unwrap();
-    assert!(
-        table.contains("ec2-launch-spike-density") && table.contains("T1078.004"),
-        "{table}"
-    );
+    for slug in [
+        "ec2-launch-spike-density",
+        "gcp-unseen-machine-type",
+        "azure-unseen-vm-size",
+    ] {
+        assert!(
+            table.contains(slug) && table.contains("T1078.004"),
+            "{table}"
+        );
+    }
 }
 
 #[test]

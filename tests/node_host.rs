@@ -77,7 +77,7 @@ pub fn host_alerts(dir: &Dir, extra: &[&str], input: &Path) -> Vec<Value> {
 }
 
 /// The component the host embeds, written into `dir`.
-fn embedded_component(dir: &Dir) -> PathBuf {
+pub fn embedded_component(dir: &Dir) -> PathBuf {
     dir.write("cryptomining.wasm", minewatch::GUEST_COMPONENT)
 }
 

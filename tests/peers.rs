@@ -2,8 +2,8 @@
 //!
 //! Each test copies an example's own config files into a test directory, substitutes
 //! only ports and paths, starts `minewatch serve` and the real peer (at its default
-//! concurrency), replays the generated 45-day scenario through it from the head of the
-//! file, and checks that the alerts which come back into the peer are exactly the alerts
+//! concurrency), replays the generated 45-day scenario (CloudTrail with Google Cloud's and
+//! Azure's audit logs beside it) through it from the head of the file, and checks that the alerts which come back into the peer are exactly the alerts
 //! `minewatch run` gives over the same file.
 //!
 //! The peers are found through `MINEWATCH_FLUENT_BIT` and `MINEWATCH_VECTOR`, by default
@@ -20,7 +20,8 @@ use serde_json::Value;
 
 use crate::fluent_bit::plugin_wasm;
 use crate::util::{
-    Dir, Server, alerts, command, generate_scenario, incidents, is_incident, pairs, records, setup,
+    Dir, Server, alerts, command, incidents, is_incident, pairs, records, scenario_spec, setup,
+    write_scenario,
 };
 
 /// The real peer binary `name` (`fluent-bit`, `vector`), or `None` (with a notice) where
@@ -168,7 +169,8 @@ fn wait_until_settled(expected: usize, count: impl Fn() -> usize) {
 }
 
 /// The alerts as sorted JSON texts, without the fields a peer adds (`date`,
-/// `timestamp`, `path`, `source_type`).
+/// `timestamp`, `path`, `source_type`), fractional numbers to 12 significant digits
+/// (Fluent Bit writes doubles with 16, so the 17th of a mean or a threshold may differ).
 fn canonical(alerts: &[Value]) -> Vec<String> {
     let mut texts: Vec<String> = alerts
         .iter()
@@ -179,11 +181,24 @@ fn canonical(alerts: &[Value]) -> Vec<String> {
                     map.remove(added);
                 }
             }
+            round_fractions(&mut a);
             a.to_string()
         })
         .collect();
     texts.sort();
     texts
+}
+
+/// Writes every non-integer number of `value` as text with 12 significant digits.
+fn round_fractions(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            *value = Value::String(format!("{:.11e}", n.as_f64().unwrap_or_default()));
+        }
+        Value::Array(items) => items.iter_mut().for_each(round_fractions),
+        Value::Object(map) => map.values_mut().for_each(round_fractions),
+        _ => {}
+    }
 }
 
 /// Asserts two alert lists are equal as sets of whole alerts, printing the difference.
@@ -200,18 +215,31 @@ fn assert_same_alerts(got: &[Value], want: &[Value], context: &str) {
     }
 }
 
-/// The generated scenario in `dir/cloudtrail/trail.ndjson` and what `run` writes over
-/// it: its alerts and its incident records.
+/// The generated multi-cloud scenario in `dir/cloudtrail/trail.ndjson` and what `run`
+/// writes over it: its alerts and its incident records, in all three clouds.
 fn scenario(dir: &Dir) -> (PathBuf, Vec<Value>) {
     std::fs::create_dir_all(dir.join("cloudtrail")).unwrap();
-    generate_scenario(dir, 11, "cloudtrail/trail.ndjson");
+    let spec = minewatch_generator::Spec {
+        other_clouds: true,
+        ..scenario_spec(11)
+    };
+    write_scenario(
+        dir,
+        &spec,
+        minewatch_generator::Layout::Ndjson,
+        "cloudtrail/trail.ndjson",
+    );
     let trail = dir.join("cloudtrail/trail.ndjson");
     let out = command(dir)
         .args(["run", "--memory", "--input"])
         .args([&trail])
         .ok(dir);
-    assert!(alerts(&out.stdout).len() >= 5);
-    assert!(!incidents(&out.stdout).is_empty());
+    let clouds: std::collections::BTreeSet<String> = pairs(&alerts(&out.stdout))
+        .into_iter()
+        .map(|(detection, _)| detection.split('-').next().unwrap().to_string())
+        .collect();
+    assert_eq!(clouds.len(), 3, "every cloud alerts: {clouds:?}");
+    assert!(incidents(&out.stdout).len() >= 3);
     (trail, records(&out.stdout))
 }
 

@@ -30,6 +30,9 @@ mod incidents;
 /// The roads CloudTrail leaves AWS by (field cases, envelopes, lookup-events, mass
 /// launches), read without configuration.
 mod intake;
+/// Google Cloud and Azure beside CloudTrail: the multi-cloud scenario through `run`,
+/// `serve` and Node; the public samples of both clouds.
+mod multicloud;
 /// The embedded component in Node (jco) gives the alerts of the Rust host.
 mod node_host;
 /// OCSF output held to the official schema files of the version it declares; the
