@@ -60,6 +60,24 @@ fn run_gives_each_clouds_incident_alerts_and_none_for_their_benign_neighbours() 
             "deployer@acme-analytics-prod.iam.gserviceaccount.com",
         ]
     );
+    // Each cloud's incident names what was new in that cloud's words.
+    for (principal, new) in [
+        (
+            "deployer@acme-analytics-prod.iam.gserviceaccount.com",
+            "first use of image ubuntu-os-cloud/family/ubuntu-2204-lts, machine type n1-highmem-16 and region asia-southeast1",
+        ),
+        (
+            "2b7e1f40-5c8d-4e3a-9f61-0d4c2b8a7e15",
+            "first use of image microsoft-dsvm:ubuntu-hpc:2204, region southeastasia and VM size standard_nc24ads_a100_v4",
+        ),
+    ] {
+        let summaries: Vec<String> = incidents(&out.stdout)
+            .iter()
+            .filter(|i| i["principal"] == principal)
+            .map(|i| i["summary"].as_str().unwrap().to_string())
+            .collect();
+        assert!(summaries.iter().all(|s| s.contains(new)), "{summaries:#?}");
+    }
     // The benign neighbours reached the detector and were judged as failed calls, not
     // skipped: a refused insert and a failed last entry (Google), a failed creation
     // (Azure), each delivered once or twice.

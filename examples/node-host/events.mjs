@@ -70,9 +70,11 @@ const AZURE_KEYS = ['resourceId', 'correlationId', 'caller', 'eventTimestamp'];
 
 /** The cloud whose audit-log record `value` is, or undefined (guest/src/audit/call.rs). */
 function cloudOf(value) {
-  if ('eventName' in value || 'eventSource' in value) return 'aws';
-  if (isObject(value.protoPayload)) return 'gcp';
+  if ('eventSource' in value) return 'aws';
+  // Before `eventName`: Azure's REST form has one too (`{"value": "EndRequest"}`).
   if ('operationName' in value && AZURE_KEYS.some((k) => k in value)) return 'azure';
+  if ('eventName' in value) return 'aws';
+  if (isObject(value.protoPayload)) return 'gcp';
   return undefined;
 }
 

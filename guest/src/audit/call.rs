@@ -3,7 +3,7 @@
 //!
 //! | cloud | recognised by | call (source, name) | event time |
 //! |---|---|---|---|
-//! | AWS CloudTrail | `eventSource` or `eventName` | `eventSource`, `eventName` | `eventTime` |
+//! | AWS CloudTrail | `eventSource`, or `eventName` in an object that is no Azure record | `eventSource`, `eventName` | `eventTime` |
 //! | Google Cloud Audit Logs | a `protoPayload` object | `protoPayload.serviceName`, `.methodName` | `timestamp` |
 //! | Azure Activity Log | `operationName` with `resourceId`, `correlationId`, `caller` or `eventTimestamp` | the resource provider of `operationName` (or `operationName.value`), the operation | `time`, else `eventTimestamp` |
 //!
@@ -22,14 +22,17 @@ const AZURE_KEYS: [&str; 4] = ["resourceId", "correlationId", "caller", "eventTi
 
 /// The cloud whose audit-log record `map` is, if any.
 pub fn cloud_of(map: &Map<String, Value>) -> Option<Cloud> {
-    if map.contains_key("eventName") || map.contains_key("eventSource") {
+    let azure =
+        || map.contains_key("operationName") && AZURE_KEYS.iter().any(|key| map.contains_key(*key));
+    if map.contains_key("eventSource") {
+        Some(Cloud::Aws)
+    } else if azure() {
+        // Before `eventName`: Azure's REST form has one too (`{"value": "EndRequest"}`).
+        Some(Cloud::Azure)
+    } else if map.contains_key("eventName") {
         Some(Cloud::Aws)
     } else if matches!(map.get("protoPayload"), Some(Value::Object(_))) {
         Some(Cloud::Gcp)
-    } else if map.contains_key("operationName")
-        && AZURE_KEYS.iter().any(|key| map.contains_key(*key))
-    {
-        Some(Cloud::Azure)
     } else {
         None
     }
@@ -116,8 +119,10 @@ mod tests {
             "methodName": "beta.compute.instances.insert"}, "timestamp": "2024-01-01T00:00:00.5Z"});
         let azure = json!({"operationName": "MICROSOFT.COMPUTE/VIRTUALMACHINES/WRITE",
             "resourceId": "/SUBSCRIPTIONS/X", "time": "2024-01-01T00:00:01Z"});
+        // The REST form, with its own `eventName` (BeginRequest / EndRequest).
         let rest = json!({"operationName": {"value": "Microsoft.Compute/virtualMachines/write"},
-            "correlationId": "c", "eventTimestamp": "2024-01-01T00:00:02Z"});
+            "eventName": {"value": "EndRequest"}, "correlationId": "c",
+            "eventTimestamp": "2024-01-01T00:00:02Z"});
         let subscriptions = [
             (
                 "compute.googleapis.com".to_string(),

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeSet;
 
+use minewatch_guest::catalog::{Cloud, Kind};
 use minewatch_guest::time::format_time;
 use serde_json::{Value, json};
 
@@ -57,12 +58,14 @@ pub fn summary(incident: &Incident) -> String {
         .contributions
         .iter()
         .filter_map(|(_, c)| {
-            let what = match c.detection.as_str() {
-                "ec2-unseen-region" => "region",
-                "ec2-unseen-ami" => "AMI",
-                "ec2-unseen-instance-type" => "instance type",
-                "ec2-unseen-user" => return Some("the first launch by this principal".to_string()),
-                _ => return None,
+            let (cloud, kind) = Cloud::of_slug(&c.detection)?;
+            let nouns = cloud.nouns();
+            let what = match kind {
+                Kind::UnseenRegion => "region",
+                Kind::UnseenImage => nouns.image,
+                Kind::UnseenInstanceType => nouns.instance_type,
+                Kind::UnseenUser => return Some("the first launch by this principal".to_string()),
+                Kind::LaunchSpike | Kind::LaunchSpikeDensity => return None,
             };
             Some(format!("{what} {}", c.key))
         })
