@@ -15,7 +15,8 @@ Exit status:
 
 Logs go to stderr; set MINEWATCH_LOG (e.g. debug, or minewatch=debug) to change the level.";
 
-/// Streaming detector for cryptojacking in AWS CloudTrail (Splunk's AWS Cryptomining story).
+/// Streaming detector for cryptojacking in AWS CloudTrail, Google Cloud Audit Logs and the
+/// Azure Activity Log (Splunk's AWS and Cloud Cryptomining stories).
 #[derive(Debug, Parser)]
 #[command(name = "minewatch", version, after_help = EXIT_CODES, max_term_width = 100)]
 pub struct Cli {
@@ -39,7 +40,7 @@ pub enum LogFormat {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Read CloudTrail records, run the detections, write alerts.
+    /// Read audit-log records, run the detections, write alerts.
     Run(RunArgs),
     /// Run as a sidecar: HTTP and Fluent Forward ingest, alerts to one or more outputs.
     Serve(ServeArgs),
