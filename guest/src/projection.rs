@@ -49,6 +49,9 @@ impl FieldPath {
 
     /// The value at this path in `event`.
     pub fn project(&self, event: &Value) -> Field {
+        if !self.steps.iter().any(|step| matches!(step, Step::Each(_))) {
+            return self.project_one(event);
+        }
         let mut current: Vec<&Value> = vec![event];
         let mut through_array = false;
         for step in &self.steps {
@@ -67,6 +70,9 @@ impl FieldPath {
             }
             through_array |= each;
             current = next;
+            if current.is_empty() {
+                return Field::Absent;
+            }
         }
         if through_array {
             let mut texts = Vec::with_capacity(current.len());
@@ -86,6 +92,23 @@ impl FieldPath {
             None => Field::Absent,
             Some(Value::String(s)) => Field::Text(s.clone()),
             Some(other) => Field::Other(other.to_string()),
+        }
+    }
+
+    /// [`FieldPath::project`] for a path without `[]`: one value followed down, nothing
+    /// allocated until the answer (most declared paths are absent from most records).
+    fn project_one(&self, event: &Value) -> Field {
+        let mut value = event;
+        for step in &self.steps {
+            let (Step::Key(key) | Step::Each(key)) = step;
+            match value.get(key) {
+                None | Some(Value::Null) => return Field::Absent,
+                Some(next) => value = next,
+            }
+        }
+        match value {
+            Value::String(s) => Field::Text(s.clone()),
+            other => Field::Other(other.to_string()),
         }
     }
 }
@@ -122,6 +145,13 @@ mod tests {
             Field::Text("arn:aws:iam::1:user/a".into())
         );
         assert_eq!(at("errorCode", &v), Field::Absent);
+        assert_eq!(at("errorCode.deeper", &v), Field::Absent);
+        assert_eq!(at("awsRegion.deeper", &v), Field::Absent);
+        assert_eq!(
+            at("userIdentity", &v),
+            Field::Other(r#"{"arn":"arn:aws:iam::1:user/a"}"#.into())
+        );
+        assert_eq!(at("requestParameters.missing[].imageId", &v), Field::Absent);
         assert_eq!(at("missing.deeper", &v), Field::Absent);
         assert_eq!(at("n", &v), Field::Other("5".into()));
         assert_eq!(
