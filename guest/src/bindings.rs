@@ -13,10 +13,19 @@ use crate::model;
 wit_bindgen::generate!({
     path: "../wit",
     world: "detector-world",
+    // Import parameters borrow: a batch's sighting keys go to the host as `&str`
+    // without a copy each.
+    ownership: Borrowing { duplicate_if_necessary: true },
 });
 
 use exports::minewatch::detector::detector::Guest;
 use minewatch::detector::{baseline as imports, log, types as wit};
+
+/// The component's heap: Talc instead of the standard library's dlmalloc. Every string
+/// the host lowers into a batch is allocated through `cabi_realloc` and freed when the
+/// batch ends, so the allocator is on the hot path.
+#[global_allocator]
+static HEAP: talc::wasm::WasmDynamicTalc = talc::wasm::new_wasm_dynamic_allocator();
 
 thread_local! {
     static DETECTOR: RefCell<Detector> = RefCell::new(Detector::default());
@@ -89,10 +98,7 @@ impl Baseline for HostBaseline {
     ) -> Vec<Observed> {
         let requests: Vec<imports::SightingRequest> = sightings
             .iter()
-            .map(|(key, time)| imports::SightingRequest {
-                key: key.to_string(),
-                time: *time,
-            })
+            .map(|(key, time)| imports::SightingRequest { key, time: *time })
             .collect();
         imports::observe(set, forget_after, &requests)
             .into_iter()
@@ -113,7 +119,7 @@ impl Baseline for HostBaseline {
         let increments: Vec<imports::Increment> = increments
             .iter()
             .map(|(key, bucket, delta)| imports::Increment {
-                key: key.to_string(),
+                key,
                 bucket: *bucket,
                 delta: *delta,
             })

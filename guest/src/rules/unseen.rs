@@ -50,16 +50,18 @@ impl UnseenRule<'_> {
             return Vec::new();
         }
         // Group by set name (one set, or one per account with `scope = "account"`), in order.
+        // The name is written once per set, not per sighting.
         let mut sets: Vec<(String, Vec<&Sighting<'_>>)> = Vec::new();
         for sighting in sightings.iter().filter(|s| !s.key.is_empty()) {
-            let set = format!(
-                "{}{}",
-                sighting.event.scope,
-                sighting.event.cloud.slug(self.kind)
-            );
-            match sets.iter_mut().find(|(name, _)| *name == set) {
+            let (scope, slug) = (&sighting.event.scope, sighting.event.cloud.slug(self.kind));
+            let named = |name: &str| {
+                name.len() == scope.len() + slug.len()
+                    && name.starts_with(scope.as_str())
+                    && name.ends_with(slug)
+            };
+            match sets.iter_mut().find(|(name, _)| named(name)) {
                 Some((_, list)) => list.push(sighting),
-                None => sets.push((set, vec![sighting])),
+                None => sets.push((format!("{scope}{slug}"), vec![sighting])),
             }
         }
         let forget_after = i64::from(self.settings.forget_days) * DAY_MS;
