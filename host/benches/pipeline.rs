@@ -368,27 +368,6 @@ fn launches(count: usize) -> anyhow::Result<()> {
         count as f64 / parse_and_project,
         count as f64 / cut_and_project
     );
-    if let Ok(e) = std::env::var("PROF_ENGINE") {
-        let engine = if e == "native" {
-            EngineKind::Native
-        } else {
-            EngineKind::Component
-        };
-        let store = minewatch::share(BaselineStore::in_memory());
-        let mut detector = minewatch::build_detector(engine, None, "{}", store)?;
-        let mut all: Vec<Vec<Vec<Event>>> = (0..6)
-            .map(|_| projected.chunks(512).map(<[Event]>::to_vec).collect())
-            .collect();
-        eprintln!("PROFILE START");
-        let started = Instant::now();
-        for batches in all.drain(..) {
-            for batch in batches {
-                detector.detect("bench", batch)?;
-            }
-        }
-        eprintln!("PROFILE {:.3}", started.elapsed().as_secs_f64());
-        std::process::exit(0);
-    }
     // Three rounds, the engines interleaved, best of each: this machine's neighbours
     // move single runs by 10-20%. Batches are cut before the clock starts, so the time
     // is the detector's alone.
