@@ -49,28 +49,27 @@ impl UnseenRule<'_> {
         if !self.settings.enabled {
             return Vec::new();
         }
-        // Group by set name (one set, or one per account with `scope = "account"`), in order.
-        // The name is written once per set, not per sighting.
-        let mut sets: Vec<(String, Vec<&Sighting<'_>>)> = Vec::new();
+        // Group by set (one, or one per account with `scope = "account"`), in order; the
+        // name `<scope><slug>` is written once per set, not per sighting.
+        let mut sets: Vec<((&str, &str), Vec<&Sighting<'_>>)> = Vec::new();
         for sighting in sightings.iter().filter(|s| !s.key.is_empty()) {
-            let (scope, slug) = (&sighting.event.scope, sighting.event.cloud.slug(self.kind));
-            let named = |name: &str| {
-                name.len() == scope.len() + slug.len()
-                    && name.starts_with(scope.as_str())
-                    && name.ends_with(slug)
-            };
-            match sets.iter_mut().find(|(name, _)| named(name)) {
+            let set = (
+                sighting.event.scope.as_str(),
+                sighting.event.cloud.slug(self.kind),
+            );
+            match sets.iter_mut().find(|(s, _)| *s == set) {
                 Some((_, list)) => list.push(sighting),
-                None => sets.push((format!("{scope}{slug}"), vec![sighting])),
+                None => sets.push((set, vec![sighting])),
             }
         }
         let forget_after = i64::from(self.settings.forget_days) * DAY_MS;
         let mut alerts = Vec::new();
-        for (set, list) in &sets {
+        for ((scope, slug), list) in &sets {
+            let set = format!("{scope}{slug}");
             let requests: Vec<(&str, i64)> = list.iter().map(|s| (s.key, s.event.time)).collect();
-            let observed = baseline.observe(set, forget_after, &requests);
+            let observed = baseline.observe(&set, forget_after, &requests);
             for (sighting, seen) in list.iter().zip(observed) {
-                if let Some(alert) = self.judge(set, sighting, seen) {
+                if let Some(alert) = self.judge(&set, sighting, seen) {
                     alerts.push(alert);
                 }
             }
