@@ -1,10 +1,11 @@
 //! minewatch: Splunk's AWS Cryptomining detections (and the same over Google Cloud and
 //! Azure audit logs) as a streaming, sandboxed detector.
 //!
-//! The host reads audit-log records (CloudTrail, Google Cloud, Azure), drops what the detector does not subscribe to,
-//! projects the rest to the fields the detector declared, and runs the detector (a
-//! WebAssembly component, by default the one built from `guest/` and embedded here)
-//! over batches. Baselines live host-side in a durable store, per tenant.
+//! The host reads audit-log records (CloudTrail, Google Cloud, Azure), drops what the
+//! detector does not subscribe to, projects the rest to the fields the detector declared,
+//! and runs the detector (a WebAssembly component, by default the one built from
+//! `guest/` and embedded here) over batches. Baselines live host-side in a durable store,
+//! per tenant.
 //!
 //! Layout:
 //! - [`intake`]: files, directories, stdin; format sniffing; the reader thread.
