@@ -8,6 +8,7 @@
 //! left out) and fires once per window and principal, as soon as the count crosses.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use crate::audit::EventView;
 use crate::baseline::{Baseline, Observed, ValueChange, apply_value_change};
@@ -74,53 +75,84 @@ impl History {
     ///
     /// With at least `empirical_min` windows the empirical distribution answers; below
     /// that, an exponential fitted to `count - 1` (counts start at 1), which is the
-    /// maximum-likelihood fit of a memoryless tail on small histories.
-    pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, String) {
-        if self.windows >= empirical_min {
-            let n = self.windows as f64;
-            let at_least = |c: u64| {
-                self.histogram
-                    .iter()
-                    .filter(|(v, _)| *v >= c)
-                    .map(|(_, f)| f)
-                    .sum::<u64>() as f64
-            };
-            let p = at_least(count) / n;
-            // The smallest history value q with P(X > q) < p0.
+    /// maximum-likelihood fit of a memoryless tail on small histories. One pass over the
+    /// histogram either way (its values are distinct and ascending).
+    pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, TailMethod) {
+        let windows = self.windows;
+        if windows >= empirical_min {
+            let n = windows as f64;
+            let at_least: u64 = self
+                .histogram
+                .iter()
+                .filter(|(v, _)| *v >= count)
+                .map(|(_, f)| f)
+                .sum();
+            // The smallest history value q with P(X > q) < p0: walking up, the windows
+            // above a value are those not yet passed.
+            let mut above = windows;
             let q = self
                 .histogram
                 .iter()
-                .map(|(v, _)| *v)
-                .find(|&v| at_least(v + 1) / n < p0)
+                .find_map(|&(v, f)| {
+                    above -= f;
+                    ((above as f64) / n < p0).then_some(v)
+                })
                 .unwrap_or(0);
             (
-                p,
+                at_least as f64 / n,
                 q as f64,
-                format!(
-                    "from the empirical distribution of {} windows",
-                    self.windows
-                ),
+                TailMethod::Empirical { windows },
             )
         } else {
             let excess_mean = self.mean - 1.0;
             if excess_mean <= 0.0 {
                 let p = if count > 1 { 0.0 } else { 1.0 };
-                return (
-                    p,
-                    1.0,
-                    format!("as every one of {} windows had 1 launch", self.windows),
-                );
+                return (p, 1.0, TailMethod::AllOnes { windows });
             }
             let p = (-((count as f64) - 1.0) / excess_mean).exp();
             let threshold = 1.0 + excess_mean * (1.0 / p0).ln();
-            (
-                p,
-                threshold,
-                format!(
-                    "from an exponential fit (mean {:.2}) on {} windows",
-                    self.mean, self.windows
-                ),
-            )
+            let mean = self.mean;
+            (p, threshold, TailMethod::Exponential { mean, windows })
+        }
+    }
+}
+
+/// How [`History::tail`] answered; its text ends an alert's `method`, written only for
+/// an alert.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum TailMethod {
+    /// The empirical distribution of `windows` windows.
+    Empirical {
+        /// Windows in the history.
+        windows: u64,
+    },
+    /// Every window had one launch, so any more is beyond the history.
+    AllOnes {
+        /// Windows in the history.
+        windows: u64,
+    },
+    /// An exponential fitted to a short history.
+    Exponential {
+        /// Mean count of the history.
+        mean: f64,
+        /// Windows in the history.
+        windows: u64,
+    },
+}
+
+impl fmt::Display for TailMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TailMethod::Empirical { windows } => {
+                write!(f, "from the empirical distribution of {windows} windows")
+            }
+            TailMethod::AllOnes { windows } => {
+                write!(f, "as every one of {windows} windows had 1 launch")
+            }
+            TailMethod::Exponential { mean, windows } => write!(
+                f,
+                "from an exponential fit (mean {mean:.2}) on {windows} windows"
+            ),
         }
     }
 }
@@ -235,14 +267,16 @@ pub fn check<B: Baseline + ?Sized>(
         current: count,
     }];
     let global = format!("{scope}rate/{mode}/global");
-    let own = format!("{scope}rate/{mode}/principal/{principal}");
     baseline.record_values(&global, &change);
-    if spike.population == Population::Principal || density.population == Population::Principal {
-        baseline.record_values(&own, &change);
+    let own = (spike.population == Population::Principal
+        || density.population == Population::Principal)
+        .then(|| format!("{scope}rate/{mode}/principal/{principal}"));
+    if let Some(own) = &own {
+        baseline.record_values(own, &change);
     }
-    let series = |population| match population {
-        Population::Global => &global,
-        Population::Principal => &own,
+    let series = |population| match (population, &own) {
+        (Population::Principal, Some(own)) => own,
+        _ => &global,
     };
     let mut alerts = Vec::new();
     let judge = |baseline: &mut B, population, history_days: u32| {
@@ -607,7 +641,7 @@ mod tests {
         let (p, q, method) = h.tail(9, 0.0005, 2000);
         assert_eq!(p, 10.0 / 10_000.0);
         assert_eq!(q, 9.0);
-        assert!(method.starts_with("from the empirical"));
+        assert!(method.to_string().starts_with("from the empirical"));
         let (p10, ..) = h.tail(10, 0.0005, 2000);
         assert_eq!(p10, 0.0);
     }
