@@ -1,5 +1,6 @@
 //! The custom-detector kit (`examples/custom-detector`): a second component, built here
-//! against the same WIT contract, is listed by `minewatch detections --component`, raises
+//! against version 0.1.0 of the WIT contract (the built-in detections and the hostile
+//! components are 0.2.0), so these tests also hold the hosts to running 0.1.0: it is listed by `minewatch detections --component`, raises
 //! exactly the expected alerts under `minewatch run --component`, takes its settings from
 //! the config file, and gives the same alerts in the Node host (`examples/node-host`).
 

@@ -9,6 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { pack } from './events.mjs';
+
 const LEVELS = ['debug', 'info', 'warn', 'error'];
 
 /** An import object for one interface that is not granted: every function throws. */
@@ -50,7 +52,12 @@ export function sandbox(baseline, logLevel = 'info') {
   });
 }
 
-/** Instantiates the transpiled component in `dir` (see build.mjs); returns its `detector` export. */
+/**
+ * Instantiates the transpiled component in `dir` (see build.mjs); returns its `detector`
+ * export, whose `detect` takes projected events (`[{ fields: [...] }]`) whichever contract
+ * the component was built against: packed into a batch for 0.2.0 (events.mjs `pack`),
+ * passed as they are to a component of 0.1.0.
+ */
 export async function instantiate(dir, imports) {
   const compiled = new Map();
   const getCoreModule = (name) => {
@@ -59,5 +66,13 @@ export async function instantiate(dir, imports) {
   };
   const { instantiate } = await import(pathToFileURL(join(dir, 'detector.js')).href);
   const root = await instantiate(getCoreModule, imports);
-  return root.detector ?? root['minewatch:detector/detector@0.1.0'];
+  const legacy = root['minewatch:detector/detector@0.1.0'];
+  if (legacy !== undefined) return legacy;
+  const detector = root['minewatch:detector/detector@0.2.0'] ?? root.detector;
+  const width = detector.describe().fields.length;
+  return {
+    describe: () => detector.describe(),
+    configure: (settings) => detector.configure(settings),
+    detect: (events) => detector.detect(pack(events, width)),
+  };
 }

@@ -197,3 +197,39 @@ function compactJson(value) {
   }
   return JSON.stringify(value);
 }
+
+/** Tags of a packed batch's fields (guest/src/batch.rs). */
+const TAGS = { absent: 0, text: 1, texts: 2, other: 3 };
+
+/**
+ * Packs projected events into the WIT `batch` of minewatch:detector@0.2.0: every string
+ * in one text, three numbers per field (tag, then a span of the text or of `items`), two
+ * per string of a `texts` field. Spans count UTF-8 bytes; each string is encoded on its
+ * own, so a lone surrogate stays one replacement character wherever it sits.
+ */
+export function pack(events, width) {
+  const pieces = [];
+  let bytes = 0;
+  const push = (s) => {
+    const piece = Buffer.from(s, 'utf8');
+    pieces.push(piece);
+    bytes += piece.length;
+    return [bytes - piece.length, bytes];
+  };
+  const fields = new Uint32Array(events.length * width * 3);
+  const items = [];
+  events.forEach((event, i) => {
+    for (let j = 0; j < width; j += 1) {
+      const { tag, val } = event.fields[j] ?? { tag: 'absent' };
+      let span = [0, 0];
+      if (tag === 'text' || tag === 'other') span = push(val);
+      if (tag === 'texts') {
+        const first = items.length / 2;
+        for (const s of val) items.push(...push(s));
+        span = [first, items.length / 2];
+      }
+      fields.set([TAGS[tag], ...span], (i * width + j) * 3);
+    }
+  });
+  return { text: Buffer.concat(pieces).toString('utf8'), fields, items: Uint32Array.from(items) };
+}

@@ -7,6 +7,7 @@
 use std::cell::RefCell;
 
 use crate::baseline::{Baseline, Observed};
+use crate::batch::{Batch, Packed};
 use crate::detector::Detector;
 use crate::model;
 
@@ -60,14 +61,20 @@ impl Guest for Component {
         DETECTOR.with(|d| d.borrow_mut().configure(&settings))
     }
 
-    fn detect(events: Vec<wit::Event>) -> wit::Outcome {
-        let events: Vec<model::Event> = events
-            .into_iter()
-            .map(|e| model::Event {
-                fields: e.fields.into_iter().map(field).collect(),
-            })
-            .collect();
-        let outcome = DETECTOR.with(|d| d.borrow().detect(&events, &mut HostBaseline));
+    fn detect(events: wit::Batch) -> wit::Outcome {
+        let width = crate::audit::fields().len();
+        let outcome = match Packed::new(&events.text, &events.fields, &events.items, width) {
+            Ok(batch) => {
+                DETECTOR.with(|d| d.borrow().detect(Batch::Packed(batch), &mut HostBaseline))
+            }
+            Err(detail) => {
+                log::emit(
+                    log::Level::Error,
+                    &format!("refused a packed batch: {detail}"),
+                );
+                model::Outcome::refused(events.fields.len().div_ceil(width * 3), &detail)
+            }
+        };
         wit::Outcome {
             alerts: outcome.alerts.into_iter().map(alert).collect(),
             skipped: outcome
@@ -141,15 +148,6 @@ impl Baseline for HostBaseline {
 
     fn histogram(&mut self, series: &str, from: i64, to: i64) -> Vec<(u64, u64)> {
         imports::histogram(series, from, to)
-    }
-}
-
-fn field(f: wit::Field) -> model::Field {
-    match f {
-        wit::Field::Absent => model::Field::Absent,
-        wit::Field::Text(s) => model::Field::Text(s),
-        wit::Field::Texts(v) => model::Field::Texts(v),
-        wit::Field::Other(s) => model::Field::Other(s),
     }
 }
 

@@ -2,8 +2,9 @@
 
 use crate::audit::{self, EventView};
 use crate::baseline::Baseline;
+use crate::batch::Batch;
 use crate::catalog::{self, Cloud, Kind};
-use crate::model::{Alert, DetectorInfo, Event, Outcome, Skip, Subscription};
+use crate::model::{Alert, DetectorInfo, Outcome, Skip, Subscription};
 use crate::rules::rate;
 use crate::rules::unseen::{Sighting, UnseenRule};
 use crate::settings::Settings;
@@ -52,12 +53,17 @@ impl Detector {
     /// on its own earlier sightings), so the component crosses into the host a few times
     /// per batch for the unseen rules instead of four times per event; alerts come out in
     /// event order, and within an event in catalogue order.
-    pub fn detect<B: Baseline + ?Sized>(&self, events: &[Event], baseline: &mut B) -> Outcome {
+    pub fn detect<'a, B: Baseline + ?Sized>(
+        &self,
+        events: impl Into<Batch<'a>>,
+        baseline: &mut B,
+    ) -> Outcome {
+        let events = events.into();
         let mut outcome = Outcome::default();
         let mut views: Vec<(u32, EventView)> = Vec::with_capacity(events.len());
-        for (index, event) in events.iter().enumerate() {
-            let index = index as u32;
-            match EventView::read(event, &self.settings) {
+        for event in 0..events.len() {
+            let index = event as u32;
+            match EventView::read(events, event, &self.settings) {
                 Ok(Some(view)) if view.failed => outcome.failed_calls += 1,
                 Ok(Some(view)) => views.push((index, view)),
                 Ok(None) => {}

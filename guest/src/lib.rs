@@ -14,6 +14,8 @@
 //!   and what they mean.
 //! - [`rules`]: the unseen-value and launch-rate rules.
 //! - [`detector`]: runs the rules over a batch.
+//! - [`batch`]: a batch as the rules read it: owned events, or the packed form of the
+//!   `0.2.0` contract.
 //! - [`baseline`]: the host-side state operations the rules need.
 //! - [`projection`]: the field projection hosts apply before calling the detector.
 //! - [`render`]: the native alert format hosts emit.
@@ -21,6 +23,7 @@
 
 pub mod audit;
 pub mod baseline;
+pub mod batch;
 pub mod catalog;
 pub mod detector;
 pub mod export;

@@ -245,3 +245,20 @@ pub struct Outcome {
     /// Events that were failed calls.
     pub failed_calls: u32,
 }
+
+impl Outcome {
+    /// Every one of `events` skipped as `bad-batch` with `detail`: the batch itself could
+    /// not be read.
+    pub fn refused(events: usize, detail: &str) -> Outcome {
+        Outcome {
+            skipped: (0..events as u32)
+                .map(|event_index| Skip {
+                    event_index,
+                    reason: "bad-batch".to_string(),
+                    detail: detail.to_string(),
+                })
+                .collect(),
+            ..Outcome::default()
+        }
+    }
+}

@@ -13,7 +13,7 @@ use crate::model::{self, Field};
 use crate::settings::Settings;
 
 wit_bindgen::generate!({
-    path: "../../wit",
+    path: "../../wit/0.1.0",
     world: "detector-world",
 });
 

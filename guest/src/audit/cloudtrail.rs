@@ -162,6 +162,7 @@ fn role_from_session_arn(arn: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::batch::Batch;
     use crate::model::{Event, Field};
 
     #[test]
@@ -214,13 +215,13 @@ mod tests {
         fields[idx::EVENT_NAME] = Field::Text("RunInstances".into());
         fields[idx::EVENT_TIME] = Field::Text("2026-03-02T10:00:00Z".into());
         fields[idx::REQUEST_INSTANCE_TYPE] = Field::Other(r#"{"value":"p2.xlarge"}"#.into());
-        let err = EventView::read(
-            &Event {
-                fields: fields.clone(),
-            },
-            &Settings::default(),
-        )
-        .unwrap_err();
+        let read = |fields: &[Field]| {
+            let events = [Event {
+                fields: fields.to_vec(),
+            }];
+            EventView::read(Batch::from(&events[..]), 0, &Settings::default())
+        };
+        let err = read(&fields).unwrap_err();
         assert_eq!(err.reason, "bad-field");
         assert!(
             err.detail
@@ -228,20 +229,14 @@ mod tests {
         );
         fields[idx::REQUEST_INSTANCE_TYPE] = Field::Absent;
         fields[idx::REGION] = Field::Other("5".into());
-        let err = EventView::read(
-            &Event {
-                fields: fields.clone(),
-            },
-            &Settings::default(),
-        )
-        .unwrap_err();
+        let err = read(&fields).unwrap_err();
         assert!(
             err.detail
                 .contains("awsRegion: expected a string, found a number")
         );
         fields[idx::REGION] = Field::Text("us-east-1".into());
         fields[idx::EVENT_TIME] = Field::Text("redacted".into());
-        let err = EventView::read(&Event { fields }, &Settings::default()).unwrap_err();
+        let err = read(&fields).unwrap_err();
         assert_eq!(err.reason, "bad-time");
     }
 }

@@ -217,7 +217,8 @@ fn last_segment(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Field;
+    use crate::batch::Batch;
+    use crate::model::{Event, Field};
 
     fn block(values: &[(usize, Field)]) -> Vec<Field> {
         let mut fields = vec![Field::Absent; FIELDS.len()];
@@ -232,13 +233,16 @@ mod tests {
     }
 
     fn read_block(fields: &[Field]) -> Result<Option<EventView>, Malformed> {
-        read(
-            &Fields {
-                fields,
-                paths: &FIELDS,
-            },
-            &Settings::default(),
-        )
+        let events = [Event {
+            fields: fields.to_vec(),
+        }];
+        let block = Fields {
+            batch: Batch::from(&events[..]),
+            event: 0,
+            offset: 0,
+            paths: &FIELDS,
+        };
+        read(&block, &Settings::default())
     }
 
     fn insert() -> Vec<Field> {

@@ -14,10 +14,11 @@ pub mod gcp;
 use crate::catalog::{Cloud, Kind};
 use serde_json::Value;
 
-use crate::model::{Event, EventSummary, Field, Timestamp};
+use crate::batch::{Batch, FieldRef};
+use crate::model::{EventSummary, Timestamp};
 use crate::settings::{Scope, Settings};
 
-/// Every field path the detector needs, in the order of [`Event::fields`]: the
+/// Every field path the detector needs, in the order of an event's fields: the
 /// CloudTrail block, then Google Cloud's, then Azure's.
 pub fn fields() -> Vec<&'static str> {
     [
@@ -113,25 +114,30 @@ impl Malformed {
 }
 
 impl EventView {
-    /// Reads a projected event; `Ok(None)` for events the detections do not use (or
-    /// whose cloud `settings.clouds` leaves out).
+    /// Reads event `event` of a batch; `Ok(None)` for events the detections do not use
+    /// (or whose cloud `settings.clouds` leaves out).
     ///
     /// # Errors
     /// [`Malformed`] when a field the detections need has the wrong type or the time
     /// cannot be parsed.
-    pub fn read(event: &Event, settings: &Settings) -> Result<Option<EventView>, Malformed> {
-        let aws = cloudtrail::FIELDS.len();
-        let gcp = aws + gcp::FIELDS.len();
-        let azure = gcp + azure::FIELDS.len();
-        let block = |from: usize, to: usize, paths| Fields {
-            fields: event.fields.get(from..to).unwrap_or(&[]),
+    pub fn read(
+        batch: Batch<'_>,
+        event: usize,
+        settings: &Settings,
+    ) -> Result<Option<EventView>, Malformed> {
+        let gcp = cloudtrail::FIELDS.len();
+        let azure = gcp + gcp::FIELDS.len();
+        let block = |offset: usize, paths| Fields {
+            batch,
+            event,
+            offset,
             paths,
         };
-        let view = match cloudtrail::read(&block(0, aws, &cloudtrail::FIELDS), settings)? {
+        let view = match cloudtrail::read(&block(0, &cloudtrail::FIELDS), settings)? {
             Some(view) => Some(view),
-            None => match gcp::read(&block(aws, gcp, &gcp::FIELDS), settings)? {
+            None => match gcp::read(&block(gcp, &gcp::FIELDS), settings)? {
                 Some(view) => Some(view),
-                None => azure::read(&block(gcp, azure, &azure::FIELDS), settings)?,
+                None => azure::read(&block(azure, &azure::FIELDS), settings)?,
             },
         };
         Ok(view.filter(|view| settings.clouds.contains(&view.cloud)))
@@ -179,39 +185,45 @@ impl Read {
     }
 }
 
-/// One cloud's block of projected fields, with the paths that name them in errors.
+/// One cloud's block of an event's projected fields (those from `offset` on), with the
+/// paths that name them in errors.
 struct Fields<'a> {
-    fields: &'a [Field],
+    batch: Batch<'a>,
+    event: usize,
+    offset: usize,
     paths: &'static [&'static str],
 }
 
-impl Fields<'_> {
-    fn get(&self, index: usize) -> &Field {
-        self.fields.get(index).unwrap_or(&Field::Absent)
+impl<'a> Fields<'a> {
+    fn get(&self, index: usize) -> FieldRef<'a> {
+        if index >= self.paths.len() {
+            return FieldRef::Absent;
+        }
+        self.batch.field(self.event, self.offset + index)
     }
 
     /// A string field; absent is `None`, another type is malformed.
-    fn text(&self, index: usize) -> Result<Option<&str>, Malformed> {
+    fn text(&self, index: usize) -> Result<Option<&'a str>, Malformed> {
         match self.get(index) {
-            Field::Absent => Ok(None),
-            Field::Text(s) => Ok(Some(s)),
-            Field::Texts(_) => Err(Malformed::field(self.paths[index], "an array")),
-            Field::Other(json) => Err(Malformed::field(self.paths[index], kind_of(json))),
+            FieldRef::Absent => Ok(None),
+            FieldRef::Text(s) => Ok(Some(s)),
+            FieldRef::Texts(_) => Err(Malformed::field(self.paths[index], "an array")),
+            FieldRef::Other(json) => Err(Malformed::field(self.paths[index], kind_of(json))),
         }
     }
 
     /// A non-empty string field, or `None`.
-    fn present(&self, index: usize) -> Result<Option<&str>, Malformed> {
+    fn present(&self, index: usize) -> Result<Option<&'a str>, Malformed> {
         Ok(self.text(index)?.filter(|s| !s.is_empty()))
     }
 
     /// The strings a path through arrays reached.
-    fn texts(&self, index: usize) -> Result<Vec<&str>, Malformed> {
+    fn texts(&self, index: usize) -> Result<Vec<&'a str>, Malformed> {
         match self.get(index) {
-            Field::Absent => Ok(Vec::new()),
-            Field::Text(s) => Ok(vec![s.as_str()]),
-            Field::Texts(list) => Ok(list.iter().map(String::as_str).collect()),
-            Field::Other(json) => Err(Malformed::field(self.paths[index], kind_of(json))),
+            FieldRef::Absent => Ok(Vec::new()),
+            FieldRef::Text(s) => Ok(vec![s]),
+            FieldRef::Texts(list) => Ok(list),
+            FieldRef::Other(json) => Err(Malformed::field(self.paths[index], kind_of(json))),
         }
     }
 
@@ -219,10 +231,10 @@ impl Fields<'_> {
     /// bodies do); `None` when absent or not JSON.
     fn json(&self, index: usize) -> Option<Value> {
         match self.get(index) {
-            Field::Absent => None,
-            Field::Text(s) => serde_json::from_str(s).ok(),
-            Field::Texts(list) => Some(list.iter().map(|s| Value::from(s.as_str())).collect()),
-            Field::Other(json) => serde_json::from_str(json).ok(),
+            FieldRef::Absent => None,
+            FieldRef::Text(s) => serde_json::from_str(s).ok(),
+            FieldRef::Texts(list) => Some(list.into_iter().map(Value::from).collect()),
+            FieldRef::Other(json) => serde_json::from_str(json).ok(),
         }
     }
 
@@ -230,8 +242,8 @@ impl Fields<'_> {
     /// as text.
     fn scalar(&self, index: usize) -> Option<String> {
         match self.get(index) {
-            Field::Text(s) => Some(s.clone()),
-            Field::Other(json) if !json.starts_with(['{', '[']) => Some(json.clone()),
+            FieldRef::Text(s) => Some(s.to_string()),
+            FieldRef::Other(json) if !json.starts_with(['{', '[']) => Some(json.to_string()),
             _ => None,
         }
     }

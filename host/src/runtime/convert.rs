@@ -1,7 +1,7 @@
 //! Conversions between the WIT types of the bindings and the guest crate's domain types.
 
 use minewatch_guest::{
-    Alert, Detection, DetectorInfo, EventSummary, Evidence, Field, Outcome, RateEvidence, Severity,
+    Alert, Detection, DetectorInfo, EventSummary, Evidence, Outcome, RateEvidence, Severity,
     Sighting, Skip, Subscription, UnseenEvidence,
 };
 
@@ -15,15 +15,6 @@ pub(super) fn empty_info() -> DetectorInfo {
         subscriptions: Vec::new(),
         fields: Vec::new(),
         default_settings: String::new(),
-    }
-}
-
-pub(super) fn to_wit_field(field: Field) -> wit::Field {
-    match field {
-        Field::Absent => wit::Field::Absent,
-        Field::Text(s) => wit::Field::Text(s),
-        Field::Texts(v) => wit::Field::Texts(v),
-        Field::Other(s) => wit::Field::Other(s),
     }
 }
 

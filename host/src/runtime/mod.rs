@@ -10,20 +10,23 @@
 //! tests and to measure what the sandbox costs.
 
 mod convert;
+mod legacy;
 pub mod limits;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
+use minewatch_guest::batch::PackedBatch;
 use minewatch_guest::{DetectorInfo, Event, Outcome, ValueChange};
 use serde::Deserialize;
-use wasmtime::component::{Component, HasSelf, InstancePre, Linker};
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 use crate::bindings::{DetectorWorld, baseline as wit_baseline, log as wit_log, types as wit};
 use crate::store::BaselineBackend;
-use convert::{empty_info, from_wit_info, from_wit_outcome, to_wit_field};
+use convert::{empty_info, from_wit_info, from_wit_outcome};
+use legacy::LegacyExports;
 pub use limits::{Engines, GuestLimits, GuestStopped, StopReason};
 use limits::{GuestLimiter, deadline_ticks};
 
@@ -275,11 +278,56 @@ impl wit_log::Host for GuestState {
     }
 }
 
+/// A component's exports, by the contract version it was built against.
+enum Exports {
+    /// `minewatch:detector@0.2.0`: `detect` takes a packed batch.
+    Current(DetectorWorld),
+    /// `minewatch:detector@0.1.0`: `detect` takes a list of events.
+    Legacy(LegacyExports),
+}
+
+impl Exports {
+    fn new(store: &mut Store<GuestState>, instance: &Instance, legacy: bool) -> Result<Exports> {
+        Ok(if legacy {
+            Exports::Legacy(
+                LegacyExports::new(store, instance)
+                    .context("the component does not fit the minewatch detector world 0.1.0")?,
+            )
+        } else {
+            Exports::Current(wt(DetectorWorld::new(store, instance)).context(
+                "the component exports neither minewatch:detector/detector@0.2.0 nor @0.1.0",
+            )?)
+        })
+    }
+
+    fn describe(&self, store: &mut Store<GuestState>) -> wasmtime::Result<wit::DetectorInfo> {
+        match self {
+            Exports::Current(world) => world.minewatch_detector_detector().call_describe(store),
+            Exports::Legacy(exports) => exports.describe(store),
+        }
+    }
+
+    fn configure(
+        &self,
+        store: &mut Store<GuestState>,
+        settings: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Exports::Current(world) => world
+                .minewatch_detector_detector()
+                .call_configure(store, settings),
+            Exports::Legacy(exports) => exports.configure(store, settings),
+        }
+    }
+}
+
 /// A detector component instantiated in wasmtime.
 pub struct ComponentDetector {
     pre: InstancePre<GuestState>,
+    /// Built against the 0.1.0 contract.
+    legacy: bool,
     store: Store<GuestState>,
-    instance: DetectorWorld,
+    instance: Exports,
     info: DetectorInfo,
     settings: String,
     baselines: SharedStore,
@@ -293,10 +341,12 @@ fn wt<T>(result: wasmtime::Result<T>) -> Result<T> {
 
 impl ComponentDetector {
     /// Compiles `wasm` on `engine` and instantiates it over `baselines`, under `limits`.
+    /// A component of the current contract (`minewatch:detector@0.2.0`) or of 0.1.0 runs.
     ///
     /// # Errors
     /// The bytes are not a component, it imports something the host does not offer
-    /// besides WASI, or `describe` trapped or broke a limit.
+    /// besides WASI, its exports fit neither contract, or `describe` trapped or broke a
+    /// limit.
     pub fn new(
         engine: &Engine,
         wasm: &[u8],
@@ -307,17 +357,19 @@ impl ComponentDetector {
         check_component_header(wasm)?;
         let component =
             wt(Component::new(engine, wasm)).context("failed to compile the detector component")?;
+        let legacy = legacy::exports_legacy(&component);
         let mut linker: Linker<GuestState> = Linker::new(engine);
         wt(DetectorWorld::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |state| state,
         ))?;
+        wt(legacy::add_to_linker(&mut linker))?;
         wt(linker.define_unknown_imports_as_traps(&component))
             .context("failed to stub the component's WASI imports")?;
         let pre = wt(linker.instantiate_pre(&component))
             .context("the component does not fit the minewatch detector world")?;
         let loaded = started.elapsed();
-        let (store, instance) = Self::instantiate(&pre, engine, &baselines, limits)?;
+        let (store, instance) = Self::instantiate(&pre, legacy, engine, &baselines, limits)?;
         tracing::debug!(
             load_ms = loaded.as_secs_f64() * 1e3,
             instantiate_us = (started.elapsed() - loaded).as_secs_f64() * 1e6,
@@ -325,6 +377,7 @@ impl ComponentDetector {
         );
         let mut detector = ComponentDetector {
             pre,
+            legacy,
             store,
             instance,
             info: empty_info(),
@@ -333,10 +386,7 @@ impl ComponentDetector {
             limits,
         };
         detector.arm();
-        let describe = detector
-            .instance
-            .minewatch_detector_detector()
-            .call_describe(&mut detector.store);
+        let describe = detector.instance.describe(&mut detector.store);
         let info = wt(describe).context("the component's describe trapped")?;
         detector.info = from_wit_info(info);
         Ok(detector)
@@ -344,10 +394,11 @@ impl ComponentDetector {
 
     fn instantiate(
         pre: &InstancePre<GuestState>,
+        legacy: bool,
         engine: &Engine,
         baselines: &SharedStore,
         limits: GuestLimits,
-    ) -> Result<(Store<GuestState>, DetectorWorld)> {
+    ) -> Result<(Store<GuestState>, Exports)> {
         let mut store = Store::new(engine, GuestState::new(baselines.clone(), limits));
         store.limiter(|state| &mut state.limiter);
         store.epoch_deadline_trap();
@@ -357,8 +408,8 @@ impl ComponentDetector {
         }
         let instance = wt(pre.instantiate(&mut store))
             .context("failed to instantiate the detector component")?;
-        let instance = wt(DetectorWorld::new(&mut store, &instance))?;
-        Ok((store, instance))
+        let exports = Exports::new(&mut store, &instance, legacy)?;
+        Ok((store, exports))
     }
 
     /// Resets the per-call budget: deadline, fuel, import counts.
@@ -379,8 +430,13 @@ impl ComponentDetector {
     /// Replaces a stopped instance with a fresh, configured one.
     fn rebuild(&mut self) -> Result<()> {
         let started = Instant::now();
-        let (store, instance) =
-            Self::instantiate(&self.pre, self.store.engine(), &self.baselines, self.limits)?;
+        let (store, instance) = Self::instantiate(
+            &self.pre,
+            self.legacy,
+            self.store.engine(),
+            &self.baselines,
+            self.limits,
+        )?;
         self.store = store;
         self.instance = instance;
         let settings = self.settings.clone();
@@ -424,10 +480,7 @@ impl DetectorEngine for ComponentDetector {
 
     fn configure(&mut self, settings: &str) -> Result<()> {
         self.arm();
-        let result = self
-            .instance
-            .minewatch_detector_detector()
-            .call_configure(&mut self.store, settings);
+        let result = self.instance.configure(&mut self.store, settings);
         match result {
             Ok(verdict) => verdict.map_err(|e| anyhow!(e))?,
             Err(error) => {
@@ -436,6 +489,7 @@ impl DetectorEngine for ComponentDetector {
                 // the settings that last worked.
                 let (store, instance) = Self::instantiate(
                     &self.pre,
+                    self.legacy,
                     self.store.engine(),
                     &self.baselines,
                     self.limits,
@@ -454,22 +508,28 @@ impl DetectorEngine for ComponentDetector {
         self.store.data_mut().tenant.clear();
         self.store.data_mut().tenant.push_str(tenant);
         self.arm();
-        let events: Vec<wit::Event> = events
-            .into_iter()
-            .map(|e| wit::Event {
-                fields: e.fields.into_iter().map(to_wit_field).collect(),
-            })
-            .collect();
-        let result = self
-            .instance
-            .minewatch_detector_detector()
-            .call_detect(&mut self.store, &events);
+        let batch_len = events.len();
+        let result = match &self.instance {
+            Exports::Current(world) => {
+                let packed = PackedBatch::pack(&events, self.info.fields.len())
+                    .map_err(|e| anyhow!("failed to pack a batch for the detector: {e}"))?;
+                let batch = wit::Batch {
+                    text: packed.text,
+                    fields: packed.fields,
+                    items: packed.items,
+                };
+                world
+                    .minewatch_detector_detector()
+                    .call_detect(&mut self.store, &batch)
+            }
+            Exports::Legacy(exports) => exports.detect(&mut self.store, events),
+        };
         match result {
             Ok(outcome) if outcome.alerts.len() > self.limits.max_alerts => {
                 let detail = format!(
                     "{} alerts from a batch of {} events (max_alerts {})",
                     outcome.alerts.len(),
-                    events.len(),
+                    batch_len,
                     self.limits.max_alerts
                 );
                 Err(self.stop(StopReason::AlertLimit, detail))

@@ -56,7 +56,7 @@ impl Guest for Component {
         Ok(())
     }
 
-    fn detect(_events: Vec<wit::Event>) -> wit::Outcome {
+    fn detect(_events: wit::Batch) -> wit::Outcome {
         let mut alerts = Vec::new();
         match BEHAVIOUR.with(Cell::get) {
             Behaviour::Loop => {

@@ -1,6 +1,6 @@
 //! Detector components that misbehave on purpose, to test the host's sandbox.
 //!
-//! Built against the same WIT contract (`../../../wit`) as the real detectors, one
+//! Built against the same WIT contract (`../../../wit`, 0.2.0) as the built-in detections, one
 //! component with a `behaviour` setting (`{"behaviour": "loop"}`) choosing what its
 //! `detect` does with every batch:
 //! - `loop`: records one key in its baselines, then spins forever;

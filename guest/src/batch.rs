@@ -1,0 +1,345 @@
+//! A batch of projected events as the rules read it: owned [`Event`]s (the native
+//! engine, the Fluent Bit plugin) or the packed form the `minewatch:detector@0.2.0`
+//! contract carries into the component, where every string of a batch is one text and
+//! every field three numbers, so lowering a batch costs two allocations instead of one
+//! per string.
+//!
+//! The packed form, for a detector declaring `W` field paths and a batch of `N` events:
+//! - `text`: every string of the batch, one after another;
+//! - `fields`: `N * W * 3` words, event `i`'s field `j` at `(i * W + j) * 3`:
+//!   `[tag, a, b]`, tag [`ABSENT`] (`a` = `b` = 0), [`TEXT`] or [`OTHER`] (bytes `a..b` of
+//!   `text`), [`TEXTS`] (strings `a..b` of `items`);
+//! - `items`: two words per string of a `texts` field, its bytes `start..end` of `text`.
+//!
+//! [`PackedBatch::pack`] writes it, [`Packed::new`] checks it before anything reads it.
+
+use crate::model::{Event, Field};
+
+/// Tag of an absent (missing or null) field.
+pub const ABSENT: u32 = 0;
+/// Tag of a string field.
+pub const TEXT: u32 = 1;
+/// Tag of the strings a path through arrays reached.
+pub const TEXTS: u32 = 2;
+/// Tag of any other JSON value, as its compact JSON text.
+pub const OTHER: u32 = 3;
+
+/// The value at one field path, borrowed from the batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldRef<'a> {
+    /// Missing or null.
+    Absent,
+    /// A string.
+    Text(&'a str),
+    /// Every string reached through an array step, in order.
+    Texts(Vec<&'a str>),
+    /// Any other JSON value, as compact JSON text.
+    Other(&'a str),
+}
+
+/// A batch of events, in order, whatever form it came in.
+#[derive(Debug, Clone, Copy)]
+pub enum Batch<'a> {
+    /// Events as the host projected them.
+    Events(&'a [Event]),
+    /// The packed form, checked.
+    Packed(Packed<'a>),
+}
+
+impl<'a> From<&'a [Event]> for Batch<'a> {
+    fn from(events: &'a [Event]) -> Self {
+        Batch::Events(events)
+    }
+}
+
+impl<'a> From<&'a Vec<Event>> for Batch<'a> {
+    fn from(events: &'a Vec<Event>) -> Self {
+        Batch::Events(events)
+    }
+}
+
+impl<'a> Batch<'a> {
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        match self {
+            Batch::Events(events) => events.len(),
+            Batch::Packed(packed) => packed.len,
+        }
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Field `index` of event `event`; absent past the end of either.
+    pub fn field(&self, event: usize, index: usize) -> FieldRef<'a> {
+        match self {
+            Batch::Events(events) => match events.get(event).and_then(|e| e.fields.get(index)) {
+                None | Some(Field::Absent) => FieldRef::Absent,
+                Some(Field::Text(s)) => FieldRef::Text(s),
+                Some(Field::Texts(list)) => {
+                    FieldRef::Texts(list.iter().map(String::as_str).collect())
+                }
+                Some(Field::Other(json)) => FieldRef::Other(json),
+            },
+            Batch::Packed(packed) => packed.field(event, index),
+        }
+    }
+}
+
+/// A packed batch whose words were checked against its text: every span lies inside it
+/// on character boundaries, so reading a field cannot fail.
+#[derive(Debug, Clone, Copy)]
+pub struct Packed<'a> {
+    text: &'a str,
+    fields: &'a [u32],
+    items: &'a [u32],
+    width: usize,
+    len: usize,
+}
+
+impl<'a> Packed<'a> {
+    /// Checks a packed batch for a detector of `width` field paths.
+    ///
+    /// # Errors
+    /// What is wrong with it, for the log: a length that is not a whole number of
+    /// events, an unknown tag, a span outside the text or the items, or one that cuts a
+    /// character.
+    pub fn new(
+        text: &'a str,
+        fields: &'a [u32],
+        items: &'a [u32],
+        width: usize,
+    ) -> Result<Packed<'a>, String> {
+        if width == 0 {
+            return Err(
+                "a detector that declares no field paths cannot read a packed batch".into(),
+            );
+        }
+        let event_words = width * 3;
+        if !fields.len().is_multiple_of(event_words) {
+            return Err(format!(
+                "{} field words are not whole events of {width} fields",
+                fields.len()
+            ));
+        }
+        if !items.len().is_multiple_of(2) {
+            return Err(format!("{} item words are not pairs", items.len()));
+        }
+        let span = |a: u32, b: u32| {
+            let (a, b) = (a as usize, b as usize);
+            a <= b && b <= text.len() && text.is_char_boundary(a) && text.is_char_boundary(b)
+        };
+        for (at, pair) in items.chunks_exact(2).enumerate() {
+            if !span(pair[0], pair[1]) {
+                return Err(format!(
+                    "item {at} spans {}..{} of {} bytes",
+                    pair[0],
+                    pair[1],
+                    text.len()
+                ));
+            }
+        }
+        for (at, word) in fields.chunks_exact(3).enumerate() {
+            let (tag, a, b) = (word[0], word[1], word[2]);
+            let fits = match tag {
+                ABSENT => true,
+                TEXT | OTHER => span(a, b),
+                TEXTS => a <= b && b as usize <= items.len() / 2,
+                _ => return Err(format!("field {at} has tag {tag}")),
+            };
+            if !fits {
+                return Err(format!(
+                    "field {at} (tag {tag}) spans {a}..{b} outside the batch"
+                ));
+            }
+        }
+        Ok(Packed {
+            text,
+            fields,
+            items,
+            width,
+            len: fields.len() / event_words,
+        })
+    }
+
+    /// Events in the batch (its length is checked to be a whole number of them).
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn field(&self, event: usize, index: usize) -> FieldRef<'a> {
+        if index >= self.width {
+            return FieldRef::Absent;
+        }
+        let at = (event * self.width + index) * 3;
+        let Some(&[tag, a, b]) = self.fields.get(at..at + 3) else {
+            return FieldRef::Absent;
+        };
+        let text = |a: u32, b: u32| &self.text[a as usize..b as usize];
+        match tag {
+            TEXT => FieldRef::Text(text(a, b)),
+            OTHER => FieldRef::Other(text(a, b)),
+            TEXTS => FieldRef::Texts(
+                self.items[a as usize * 2..b as usize * 2]
+                    .chunks_exact(2)
+                    .map(|pair| text(pair[0], pair[1]))
+                    .collect(),
+            ),
+            _ => FieldRef::Absent,
+        }
+    }
+}
+
+/// An owned packed batch, as a host sends it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackedBatch {
+    /// Every string of the batch.
+    pub text: String,
+    /// Three words per field of each event.
+    pub fields: Vec<u32>,
+    /// Two words per string of a `texts` field.
+    pub items: Vec<u32>,
+}
+
+impl PackedBatch {
+    /// Packs `events`, each to `width` fields (missing ones absent, extra ones left out).
+    ///
+    /// # Errors
+    /// The batch's strings or lists pass 4 GiB, beyond what a `u32` offset reaches.
+    pub fn pack(events: &[Event], width: usize) -> Result<PackedBatch, String> {
+        let mut batch = PackedBatch {
+            text: String::new(),
+            fields: Vec::with_capacity(events.len() * width * 3),
+            items: Vec::new(),
+        };
+        for event in events {
+            for index in 0..width {
+                let word = match event.fields.get(index) {
+                    None | Some(Field::Absent) => [ABSENT, 0, 0],
+                    Some(Field::Text(s)) => batch.push_text(TEXT, s)?,
+                    Some(Field::Other(json)) => batch.push_text(OTHER, json)?,
+                    Some(Field::Texts(list)) => {
+                        let start = offset(batch.items.len() / 2)?;
+                        for s in list {
+                            let [_, a, b] = batch.push_text(TEXTS, s)?;
+                            batch.items.extend([a, b]);
+                        }
+                        [TEXTS, start, offset(batch.items.len() / 2)?]
+                    }
+                };
+                batch.fields.extend(word);
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Appends `s` to the text; the field word that spans it.
+    fn push_text(&mut self, tag: u32, s: &str) -> Result<[u32; 3], String> {
+        let start = offset(self.text.len())?;
+        self.text.push_str(s);
+        Ok([tag, start, offset(self.text.len())?])
+    }
+
+    /// The checked view of this batch.
+    ///
+    /// # Errors
+    /// As [`Packed::new`]; a batch [`PackedBatch::pack`] wrote for `width` passes.
+    pub fn view(&self, width: usize) -> Result<Packed<'_>, String> {
+        Packed::new(&self.text, &self.fields, &self.items, width)
+    }
+}
+
+fn offset(n: usize) -> Result<u32, String> {
+    u32::try_from(n).map_err(|_| format!("a packed batch of {n} bytes or strings passes 4 GiB"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn events() -> Vec<Event> {
+        vec![
+            Event {
+                fields: vec![
+                    Field::Text("RunInstances".into()),
+                    Field::Absent,
+                    Field::Texts(vec!["ami-1".into(), "".into(), "ami-é2".into()]),
+                ],
+            },
+            Event {
+                fields: vec![Field::Other(r#"{"value":"p2.xlarge"}"#.into())],
+            },
+        ]
+    }
+
+    #[test]
+    fn packed_reads_what_was_packed() {
+        let events = events();
+        let packed = PackedBatch::pack(&events, 3).unwrap();
+        let view = Batch::Packed(packed.view(3).unwrap());
+        let owned = Batch::from(&events);
+        assert_eq!(view.len(), 2);
+        for event in 0..2 {
+            for index in 0..4 {
+                assert_eq!(
+                    view.field(event, index),
+                    owned.field(event, index),
+                    "{event}.{index}"
+                );
+            }
+        }
+        assert_eq!(
+            view.field(0, 2),
+            FieldRef::Texts(vec!["ami-1", "", "ami-é2"])
+        );
+        assert_eq!(view.field(1, 2), FieldRef::Absent, "padded to the width");
+        assert_eq!(
+            PackedBatch::pack(&events, 1)
+                .unwrap()
+                .view(1)
+                .unwrap()
+                .len(),
+            2,
+            "extra fields left out"
+        );
+    }
+
+    #[test]
+    fn broken_batches_are_refused_with_the_reason() {
+        let packed = PackedBatch::pack(&events(), 3).unwrap();
+        let refused = |text: &str, fields: &[u32], items: &[u32]| {
+            Packed::new(text, fields, items, 3).unwrap_err()
+        };
+        assert!(
+            refused(&packed.text, &packed.fields[..17], &packed.items).contains("whole events")
+        );
+        assert!(refused(&packed.text, &packed.fields, &packed.items[..5]).contains("pairs"));
+        let mut fields = packed.fields.clone();
+        fields[3] = 9;
+        assert!(refused(&packed.text, &fields, &packed.items).contains("tag 9"));
+        let mut fields = packed.fields.clone();
+        fields[2] = packed.text.len() as u32 + 1;
+        assert!(refused(&packed.text, &fields, &packed.items).contains("outside"));
+        let mut fields = packed.fields.clone();
+        fields[8] = 4;
+        assert!(refused(&packed.text, &fields, &packed.items).contains("outside"));
+        // A span that cuts `é` in half.
+        let cut = packed.text.find('é').unwrap() as u32 + 1;
+        let mut items = packed.items.clone();
+        items[5] = cut;
+        assert!(refused(&packed.text, &packed.fields, &items).contains("item 2"));
+        assert!(
+            Packed::new("", &[], &[], 0)
+                .unwrap_err()
+                .contains("no field paths")
+        );
+        assert_eq!(Packed::new("", &[], &[], 3).unwrap().len(), 0);
+    }
+}

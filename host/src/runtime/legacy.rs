@@ -1,0 +1,170 @@
+//! Components built against the 0.1.0 contract (`wit/0.1.0/minewatch.wit`), whose
+//! `detect` takes a list of events instead of a packed batch.
+//!
+//! Everything else in 0.1.0 has the shapes of 0.2.0, and component types are
+//! structural (a record is its field names and types, whatever package declares it), so
+//! the host links its very `baseline` and `log` functions under the 0.1.0 names and
+//! lifts 0.1.0 results into the 0.2.0 bindings' types. Only the events are lowered as
+//! 0.1.0 has them, by the two types below.
+
+use anyhow::{Context, Result};
+use minewatch_guest::{Event, Field};
+use wasmtime::component::{Component, ComponentType, Func, Instance, Linker, Lower};
+use wasmtime::{AsContextMut, Store, StoreContextMut};
+
+use super::GuestState;
+use crate::bindings::{baseline as wit_baseline, log as wit_log, types as wit};
+
+/// Name of the detector export of a 0.1.0 component.
+pub(super) const EXPORT: &str = "minewatch:detector/detector@0.1.0";
+
+/// The 0.1.0 `field` variant.
+#[derive(ComponentType, Lower)]
+#[component(variant)]
+enum LegacyField {
+    #[component(name = "absent")]
+    Absent,
+    #[component(name = "text")]
+    Text(String),
+    #[component(name = "texts")]
+    Texts(Vec<String>),
+    #[component(name = "other")]
+    Other(String),
+}
+
+/// The 0.1.0 `event` record.
+#[derive(ComponentType, Lower)]
+#[component(record)]
+struct LegacyEvent {
+    fields: Vec<LegacyField>,
+}
+
+fn legacy_event(event: Event) -> LegacyEvent {
+    LegacyEvent {
+        fields: event
+            .fields
+            .into_iter()
+            .map(|field| match field {
+                Field::Absent => LegacyField::Absent,
+                Field::Text(s) => LegacyField::Text(s),
+                Field::Texts(list) => LegacyField::Texts(list),
+                Field::Other(json) => LegacyField::Other(json),
+            })
+            .collect(),
+    }
+}
+
+/// Defines the 0.1.0 `baseline` and `log` imports, each the host's 0.2.0 function.
+pub(super) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result<()> {
+    use wit_baseline::Host as _;
+    type Cx<'a> = StoreContextMut<'a, GuestState>;
+    let mut baseline = linker.instance("minewatch:detector/baseline@0.1.0")?;
+    baseline.func_wrap(
+        "observe",
+        |mut cx: Cx<'_>, (set, forget_after, sightings): (String, i64, Vec<_>)| {
+            Ok((cx.data_mut().observe(set, forget_after, sightings)?,))
+        },
+    )?;
+    baseline.func_wrap(
+        "add",
+        |mut cx: Cx<'_>, (counter, increments): (String, Vec<_>)| {
+            Ok((cx.data_mut().add(counter, increments)?,))
+        },
+    )?;
+    baseline.func_wrap(
+        "record-values",
+        |mut cx: Cx<'_>, (series, changes): (String, Vec<_>)| {
+            cx.data_mut().record_values(series, changes)
+        },
+    )?;
+    baseline.func_wrap(
+        "histogram",
+        |mut cx: Cx<'_>, (series, from, to): (String, i64, i64)| {
+            Ok((cx.data_mut().histogram(series, from, to)?,))
+        },
+    )?;
+    let mut log = linker.instance("minewatch:detector/log@0.1.0")?;
+    log.func_wrap(
+        "emit",
+        |mut cx: Cx<'_>, (level, message): (wit_log::Level, String)| {
+            wit_log::Host::emit(cx.data_mut(), level, message)
+        },
+    )?;
+    Ok(())
+}
+
+/// Whether `component` exports the 0.1.0 detector interface.
+pub(super) fn exports_legacy(component: &Component) -> bool {
+    component.get_export_index(None, EXPORT).is_some()
+}
+
+/// The three exports of an instantiated 0.1.0 component, checked against their types.
+pub(super) struct LegacyExports {
+    describe: Func,
+    configure: Func,
+    detect: Func,
+}
+
+impl LegacyExports {
+    /// Finds and type-checks the exports.
+    ///
+    /// # Errors
+    /// One is missing or has other types than 0.1.0 gives it.
+    pub(super) fn new(store: &mut Store<GuestState>, instance: &Instance) -> Result<Self> {
+        let interface = instance
+            .get_export_index(&mut *store, None, EXPORT)
+            .context("no detector export")?;
+        let mut func = |name: &str| {
+            instance
+                .get_export_index(&mut *store, Some(&interface), name)
+                .and_then(|index| instance.get_func(&mut *store, index))
+                .with_context(|| format!("{EXPORT} exports no function `{name}`"))
+        };
+        let exports = LegacyExports {
+            describe: func("describe")?,
+            configure: func("configure")?,
+            detect: func("detect")?,
+        };
+        exports
+            .describe
+            .typed::<(), (wit::DetectorInfo,)>(&*store)?;
+        exports
+            .configure
+            .typed::<(&str,), (Result<(), String>,)>(&*store)?;
+        exports
+            .detect
+            .typed::<(&[LegacyEvent],), (wit::Outcome,)>(&*store)?;
+        Ok(exports)
+    }
+
+    pub(super) fn describe(
+        &self,
+        mut store: impl AsContextMut,
+    ) -> wasmtime::Result<wit::DetectorInfo> {
+        let describe = self.describe.typed::<(), (wit::DetectorInfo,)>(&store)?;
+        Ok(describe.call(store.as_context_mut(), ())?.0)
+    }
+
+    pub(super) fn configure(
+        &self,
+        mut store: impl AsContextMut,
+        settings: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        let configure = self
+            .configure
+            .typed::<(&str,), (Result<(), String>,)>(&store)?;
+        Ok(configure.call(store.as_context_mut(), (settings,))?.0)
+    }
+
+    pub(super) fn detect(
+        &self,
+        mut store: impl AsContextMut,
+        events: Vec<Event>,
+    ) -> wasmtime::Result<wit::Outcome> {
+        let events: Vec<LegacyEvent> = events.into_iter().map(legacy_event).collect();
+        let detect = self
+            .detect
+            .typed::<(&[LegacyEvent],), (wit::Outcome,)>(&store)?;
+        Ok(detect.call(store.as_context_mut(), (&events,))?.0)
+    }
+}
