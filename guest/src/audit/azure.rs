@@ -229,24 +229,14 @@ fn segment_after<'a>(path: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Batch;
-    use crate::model::{Event, Field};
+    use crate::model::Field;
 
     fn text(s: &str) -> Field {
         Field::Text(s.into())
     }
 
     fn read_block(fields: &[Field]) -> Result<Option<EventView>, Malformed> {
-        let events = [Event {
-            fields: fields.to_vec(),
-        }];
-        let block = Fields {
-            batch: Batch::from(&events[..]),
-            event: 0,
-            offset: 0,
-            paths: &FIELDS,
-        };
-        read(&block, &Settings::default())
+        super::super::read_block(fields, &FIELDS, read)
     }
 
     const BODY: &str = r#"{"location":"East US","properties":{"hardwareProfile":{"vmSize":"Standard_NC6s_v3"},"storageProfile":{"imageReference":{"publisher":"Canonical","offer":"UbuntuServer","sku":"18.04-LTS","version":"latest"}},"provisioningState":"Creating"}}"#;

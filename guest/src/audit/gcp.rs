@@ -217,8 +217,7 @@ fn last_segment(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::Batch;
-    use crate::model::{Event, Field};
+    use crate::model::Field;
 
     fn block(values: &[(usize, Field)]) -> Vec<Field> {
         let mut fields = vec![Field::Absent; FIELDS.len()];
@@ -233,16 +232,7 @@ mod tests {
     }
 
     fn read_block(fields: &[Field]) -> Result<Option<EventView>, Malformed> {
-        let events = [Event {
-            fields: fields.to_vec(),
-        }];
-        let block = Fields {
-            batch: Batch::from(&events[..]),
-            event: 0,
-            offset: 0,
-            paths: &FIELDS,
-        };
-        read(&block, &Settings::default())
+        super::super::read_block(fields, &FIELDS, read)
     }
 
     fn insert() -> Vec<Field> {

@@ -256,6 +256,25 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Runs one cloud's `read` over an event holding only its block, for the readers' tests.
+#[cfg(test)]
+fn read_block(
+    fields: &[crate::model::Field],
+    paths: &'static [&'static str],
+    read: fn(&Fields<'_>, &Settings) -> Result<Option<EventView>, Malformed>,
+) -> Result<Option<EventView>, Malformed> {
+    let events = [crate::model::Event {
+        fields: fields.to_vec(),
+    }];
+    let block = Fields {
+        batch: Batch::from(&events[..]),
+        event: 0,
+        offset: 0,
+        paths,
+    };
+    read(&block, &Settings::default())
+}
+
 /// Distinct non-empty values, in order.
 fn distinct<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();

@@ -427,9 +427,8 @@ impl ComponentDetector {
         }
     }
 
-    /// Replaces a stopped instance with a fresh, configured one.
-    fn rebuild(&mut self) -> Result<()> {
-        let started = Instant::now();
+    /// Replaces the store and instance with fresh, unconfigured ones.
+    fn renew(&mut self) -> Result<()> {
         let (store, instance) = Self::instantiate(
             &self.pre,
             self.legacy,
@@ -439,6 +438,13 @@ impl ComponentDetector {
         )?;
         self.store = store;
         self.instance = instance;
+        Ok(())
+    }
+
+    /// Replaces a stopped instance with a fresh, configured one.
+    fn rebuild(&mut self) -> Result<()> {
+        let started = Instant::now();
+        self.renew()?;
         let settings = self.settings.clone();
         self.configure(&settings)?;
         tracing::debug!(
@@ -487,15 +493,7 @@ impl DetectorEngine for ComponentDetector {
                 let reason = self.classify(&error);
                 // The store is poisoned; a later call needs a fresh one, configured with
                 // the settings that last worked.
-                let (store, instance) = Self::instantiate(
-                    &self.pre,
-                    self.legacy,
-                    self.store.engine(),
-                    &self.baselines,
-                    self.limits,
-                )?;
-                self.store = store;
-                self.instance = instance;
+                self.renew()?;
                 return Err(anyhow::Error::from(error)
                     .context(format!("the component's configure was stopped ({reason})")));
             }
