@@ -14,7 +14,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// Skip reasons of the host and the built-in detector.
-pub const KNOWN_REASONS: [&str; 11] = [
+pub const KNOWN_REASONS: [&str; 12] = [
     "invalid-json",
     "oversized",
     "not-an-object",
@@ -25,6 +25,7 @@ pub const KNOWN_REASONS: [&str; 11] = [
     "cwl-control-message",
     "bad-time",
     "bad-field",
+    "bad-batch",
     "detector-trap",
 ];
 

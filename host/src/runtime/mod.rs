@@ -5,7 +5,9 @@
 //! declares is defined as a trap: no files, sockets, clocks or env), and one `Store`
 //! per instance, run under [`GuestLimits`] (see [`limits`]). A trap poisons a `Store`,
 //! so after any stopped call the instance is rebuilt from the `InstancePre` and the
-//! call ends with a [`GuestStopped`] saying why.
+//! call ends with a [`GuestStopped`] saying why. A component of the current contract
+//! (`minewatch:detector@0.2.0`) gets each batch packed; one of 0.1.0 runs too
+//! (`legacy.rs`).
 //! [`NativeDetector`] runs the guest crate compiled into the host, for differential
 //! tests and to measure what the sandbox costs.
 
