@@ -9,7 +9,7 @@
 
 use anyhow::{Context, Result};
 use minewatch_guest::{Event, Field};
-use wasmtime::component::{Component, ComponentType, Func, Instance, Linker, Lower};
+use wasmtime::component::{Component, ComponentType, Instance, Linker, Lower, TypedFunc};
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 
 use super::GuestState;
@@ -98,11 +98,11 @@ pub(super) fn exports_legacy(component: &Component) -> bool {
     component.get_export_index(None, EXPORT).is_some()
 }
 
-/// The three exports of an instantiated 0.1.0 component, checked against their types.
+/// The three exports of an instantiated 0.1.0 component, typed once when found.
 pub(super) struct LegacyExports {
-    describe: Func,
-    configure: Func,
-    detect: Func,
+    describe: TypedFunc<(), (wit::DetectorInfo,)>,
+    configure: TypedFunc<(String,), (Result<(), String>,)>,
+    detect: TypedFunc<(Vec<LegacyEvent>,), (wit::Outcome,)>,
 }
 
 impl LegacyExports {
@@ -114,57 +114,38 @@ impl LegacyExports {
         let interface = instance
             .get_export_index(&mut *store, None, EXPORT)
             .context("no detector export")?;
-        let mut func = |name: &str| {
+        let mut index = |name: &str| {
             instance
                 .get_export_index(&mut *store, Some(&interface), name)
-                .and_then(|index| instance.get_func(&mut *store, index))
                 .with_context(|| format!("{EXPORT} exports no function `{name}`"))
         };
-        let exports = LegacyExports {
-            describe: func("describe")?,
-            configure: func("configure")?,
-            detect: func("detect")?,
-        };
-        exports
-            .describe
-            .typed::<(), (wit::DetectorInfo,)>(&*store)?;
-        exports
-            .configure
-            .typed::<(&str,), (Result<(), String>,)>(&*store)?;
-        exports
-            .detect
-            .typed::<(&[LegacyEvent],), (wit::Outcome,)>(&*store)?;
-        Ok(exports)
+        let (describe, configure, detect) =
+            (index("describe")?, index("configure")?, index("detect")?);
+        Ok(LegacyExports {
+            describe: instance.get_typed_func(&mut *store, describe)?,
+            configure: instance.get_typed_func(&mut *store, configure)?,
+            detect: instance.get_typed_func(&mut *store, detect)?,
+        })
     }
 
-    pub(super) fn describe(
-        &self,
-        mut store: impl AsContextMut,
-    ) -> wasmtime::Result<wit::DetectorInfo> {
-        let describe = self.describe.typed::<(), (wit::DetectorInfo,)>(&store)?;
-        Ok(describe.call(store.as_context_mut(), ())?.0)
+    pub(super) fn describe(&self, store: impl AsContextMut) -> wasmtime::Result<wit::DetectorInfo> {
+        Ok(self.describe.call(store, ())?.0)
     }
 
     pub(super) fn configure(
         &self,
-        mut store: impl AsContextMut,
+        store: impl AsContextMut,
         settings: &str,
     ) -> wasmtime::Result<Result<(), String>> {
-        let configure = self
-            .configure
-            .typed::<(&str,), (Result<(), String>,)>(&store)?;
-        Ok(configure.call(store.as_context_mut(), (settings,))?.0)
+        Ok(self.configure.call(store, (settings.to_string(),))?.0)
     }
 
     pub(super) fn detect(
         &self,
-        mut store: impl AsContextMut,
+        store: impl AsContextMut,
         events: Vec<Event>,
     ) -> wasmtime::Result<wit::Outcome> {
         let events: Vec<LegacyEvent> = events.into_iter().map(legacy_event).collect();
-        let detect = self
-            .detect
-            .typed::<(&[LegacyEvent],), (wit::Outcome,)>(&store)?;
-        Ok(detect.call(store.as_context_mut(), (&events,))?.0)
+        Ok(self.detect.call(store, (events,))?.0)
     }
 }

@@ -289,8 +289,12 @@ enum Exports {
 }
 
 impl Exports {
-    fn new(store: &mut Store<GuestState>, instance: &Instance, legacy: bool) -> Result<Exports> {
-        Ok(if legacy {
+    fn new(
+        store: &mut Store<GuestState>,
+        component: &Component,
+        instance: &Instance,
+    ) -> Result<Exports> {
+        Ok(if legacy::exports_legacy(component) {
             Exports::Legacy(
                 LegacyExports::new(store, instance)
                     .context("the component does not fit the minewatch detector world 0.1.0")?,
@@ -326,8 +330,6 @@ impl Exports {
 /// A detector component instantiated in wasmtime.
 pub struct ComponentDetector {
     pre: InstancePre<GuestState>,
-    /// Built against the 0.1.0 contract.
-    legacy: bool,
     store: Store<GuestState>,
     instance: Exports,
     info: DetectorInfo,
@@ -359,7 +361,6 @@ impl ComponentDetector {
         check_component_header(wasm)?;
         let component =
             wt(Component::new(engine, wasm)).context("failed to compile the detector component")?;
-        let legacy = legacy::exports_legacy(&component);
         let mut linker: Linker<GuestState> = Linker::new(engine);
         wt(DetectorWorld::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
@@ -371,7 +372,7 @@ impl ComponentDetector {
         let pre = wt(linker.instantiate_pre(&component))
             .context("the component does not fit the minewatch detector world")?;
         let loaded = started.elapsed();
-        let (store, instance) = Self::instantiate(&pre, legacy, engine, &baselines, limits)?;
+        let (store, instance) = Self::instantiate(&pre, engine, &baselines, limits)?;
         tracing::debug!(
             load_ms = loaded.as_secs_f64() * 1e3,
             instantiate_us = (started.elapsed() - loaded).as_secs_f64() * 1e6,
@@ -379,7 +380,6 @@ impl ComponentDetector {
         );
         let mut detector = ComponentDetector {
             pre,
-            legacy,
             store,
             instance,
             info: empty_info(),
@@ -396,7 +396,6 @@ impl ComponentDetector {
 
     fn instantiate(
         pre: &InstancePre<GuestState>,
-        legacy: bool,
         engine: &Engine,
         baselines: &SharedStore,
         limits: GuestLimits,
@@ -410,7 +409,7 @@ impl ComponentDetector {
         }
         let instance = wt(pre.instantiate(&mut store))
             .context("failed to instantiate the detector component")?;
-        let exports = Exports::new(&mut store, &instance, legacy)?;
+        let exports = Exports::new(&mut store, pre.component(), &instance)?;
         Ok((store, exports))
     }
 
@@ -431,13 +430,8 @@ impl ComponentDetector {
 
     /// Replaces the store and instance with fresh, unconfigured ones.
     fn renew(&mut self) -> Result<()> {
-        let (store, instance) = Self::instantiate(
-            &self.pre,
-            self.legacy,
-            self.store.engine(),
-            &self.baselines,
-            self.limits,
-        )?;
+        let (store, instance) =
+            Self::instantiate(&self.pre, self.store.engine(), &self.baselines, self.limits)?;
         self.store = store;
         self.instance = instance;
         Ok(())
