@@ -246,14 +246,6 @@ impl PackedBatch {
         self.text.push_str(s);
         Ok([tag, start, offset(self.text.len())?])
     }
-
-    /// The checked view of this batch.
-    ///
-    /// # Errors
-    /// As [`Packed::new`]; a batch [`PackedBatch::pack`] wrote for `width` passes.
-    pub fn view(&self, width: usize) -> Result<Packed<'_>, String> {
-        Packed::new(&self.text, &self.fields, &self.items, width)
-    }
 }
 
 fn offset(n: usize) -> Result<u32, String> {
@@ -263,6 +255,11 @@ fn offset(n: usize) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The checked view of a packed batch.
+    fn checked(packed: &PackedBatch, width: usize) -> Packed<'_> {
+        Packed::new(&packed.text, &packed.fields, &packed.items, width).unwrap()
+    }
 
     fn events() -> Vec<Event> {
         vec![
@@ -283,7 +280,7 @@ mod tests {
     fn packed_reads_what_was_packed() {
         let events = events();
         let packed = PackedBatch::pack(&events, 3).unwrap();
-        let view = Batch::Packed(packed.view(3).unwrap());
+        let view = Batch::Packed(checked(&packed, 3));
         let owned = Batch::from(&events);
         assert_eq!(view.len(), 2);
         for event in 0..2 {
@@ -300,15 +297,8 @@ mod tests {
             FieldRef::Texts(vec!["ami-1", "", "ami-é2"])
         );
         assert_eq!(view.field(1, 2), FieldRef::Absent, "padded to the width");
-        assert_eq!(
-            PackedBatch::pack(&events, 1)
-                .unwrap()
-                .view(1)
-                .unwrap()
-                .len(),
-            2,
-            "extra fields left out"
-        );
+        let narrow = PackedBatch::pack(&events, 1).unwrap();
+        assert_eq!(checked(&narrow, 1).len(), 2, "extra fields left out");
     }
 
     #[test]

@@ -75,8 +75,8 @@ impl History {
     ///
     /// With at least `empirical_min` windows the empirical distribution answers; below
     /// that, an exponential fitted to `count - 1` (counts start at 1), which is the
-    /// maximum-likelihood fit of a memoryless tail on small histories. One pass over the
-    /// histogram either way (its values are distinct and ascending).
+    /// maximum-likelihood fit of a memoryless tail on small histories. Linear in the
+    /// histogram (its values are distinct and ascending).
     pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, TailMethod) {
         let windows = self.windows;
         if windows >= empirical_min {
