@@ -174,10 +174,10 @@ pub fn subscriptions() -> Vec<Subscription> {
 }
 
 /// The keys an event gives the unseen rule of `kind`.
-fn keys(kind: Kind, view: &EventView) -> Vec<&str> {
+fn keys<'v>(kind: Kind, view: &'v EventView<'_>) -> Vec<&'v str> {
     match kind {
-        Kind::UnseenRegion => vec![view.summary.region.as_str()],
-        Kind::UnseenImage => view.image_ids.iter().map(String::as_str).collect(),
+        Kind::UnseenRegion => vec![&*view.summary.region],
+        Kind::UnseenImage => view.image_ids.iter().map(|id| &**id).collect(),
         Kind::UnseenInstanceType => view.instance_type.as_deref().into_iter().collect(),
         _ => view.principal.as_deref().into_iter().collect(),
     }

@@ -18,11 +18,12 @@
 //!   image id; all lower case, as Azure compares them. Records without a body have none.
 //! - Principal: `caller`, else the token's UPN, object id or app id.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use super::{Call, EventView, Fields, Malformed, Read};
+use super::{Call, EventView, Fields, Malformed, Read, Summary};
 use crate::catalog::Cloud;
-use crate::model::EventSummary;
 use crate::settings::Settings;
 
 /// The Azure paths: the third block of [`super::fields`].
@@ -79,7 +80,10 @@ const CLAIMS: [&str; 3] = [
 ];
 
 /// Reads an Azure block; `Ok(None)` unless it holds a VM or scale-set write.
-pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventView>, Malformed> {
+pub(super) fn read<'a>(
+    f: &Fields<'a>,
+    settings: &Settings,
+) -> Result<Option<EventView<'a>>, Malformed> {
     let operation = match f.text(idx::OPERATION) {
         Ok(Some(op)) => op,
         // The REST form: `operationName` is {value, localizedValue}.
@@ -140,12 +144,12 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
     let claims = f.json(idx::CLAIMS);
     let principal = f
         .present(idx::CALLER)?
-        .map(str::to_string)
+        .map(Cow::Borrowed)
         .or_else(|| {
             let claims = claims.as_ref()?;
             CLAIMS
                 .iter()
-                .find_map(|c| claims.get(*c)?.as_str().map(str::to_string))
+                .find_map(|c| claims.get(*c)?.as_str().map(|p| Cow::Owned(p.to_string())))
         })
         .filter(|p| !p.is_empty());
     let resource_id = f.text(idx::RESOURCE_ID)?.unwrap_or_default();
@@ -153,23 +157,25 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
         f.present(idx::EVENT_DATA_ID)?,
         f.present(idx::CORRELATION_ID)?,
     ) {
-        (_, Some(correlation)) => format!("{correlation}|{resource_id}").to_ascii_lowercase(),
-        (Some(id), None) => id.to_string(),
-        (None, None) => String::new(),
+        (_, Some(correlation)) => {
+            Cow::Owned(format!("{correlation}|{resource_id}").to_ascii_lowercase())
+        }
+        (Some(id), None) => Cow::Borrowed(id),
+        (None, None) => Cow::Borrowed(""),
     };
     let account = segment_after(resource_id, "subscriptions")
         .unwrap_or_default()
         .to_ascii_lowercase();
-    let summary = EventSummary {
+    let summary = Summary {
         event_id,
-        event_name: operation.to_string(),
+        event_name: operation,
         arn: principal.clone().unwrap_or_default(),
-        region: location.unwrap_or_default(),
+        account: Cow::Owned(account),
+        region: Cow::Owned(location.unwrap_or_default()),
         source_ip: f
             .present(idx::CALLER_IP)?
             .or(f.present(idx::CLIENT_IP)?)
-            .unwrap_or_default()
-            .to_string(),
+            .unwrap_or_default(),
         instance_ids: segment_after(
             resource_id,
             if scale_set {
@@ -178,10 +184,9 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
                 "virtualMachines"
             },
         )
-        .map(str::to_string)
         .into_iter()
         .collect(),
-        ..EventSummary::default()
+        ..Summary::default()
     };
     Ok(Some(
         Read {
@@ -190,10 +195,9 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
             counted: creating && !scale_set,
             time,
             failed,
-            account,
             principal,
-            instance_type: size,
-            image_ids: image.into_iter().collect(),
+            instance_type: size.map(Cow::Owned),
+            image_ids: image.into_iter().map(Cow::Owned).collect(),
             summary,
         }
         .view(settings),
@@ -235,7 +239,7 @@ mod tests {
         Field::Text(s.into())
     }
 
-    fn read_block(fields: &[Field]) -> Result<Option<EventView>, Malformed> {
+    fn read_block(fields: &[Field]) -> Result<Option<EventView<'static>>, Malformed> {
         super::super::read_block(fields, &FIELDS, read)
     }
 

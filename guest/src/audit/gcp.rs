@@ -17,11 +17,12 @@
 //! - Project: `resource.labels.project_id`, else the project in `resourceName` unless it
 //!   is a project number.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use super::{Call, EventView, Fields, Malformed, Read};
+use super::{Call, EventView, Fields, Malformed, Read, Summary};
 use crate::catalog::Cloud;
-use crate::model::EventSummary;
 use crate::settings::Settings;
 
 /// The Google Cloud paths: the second block of [`super::fields`].
@@ -72,7 +73,10 @@ mod idx {
 }
 
 /// Reads a Google Cloud block; `Ok(None)` unless it holds an instance insert.
-pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventView>, Malformed> {
+pub(super) fn read<'a>(
+    f: &Fields<'a>,
+    settings: &Settings,
+) -> Result<Option<EventView<'a>>, Malformed> {
     let Some(method) = f.present(idx::METHOD)? else {
         return Ok(None);
     };
@@ -90,24 +94,23 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
     let continuation = flag(idx::LAST) && !flag(idx::FIRST);
     let resource_name = f.text(idx::RESOURCE_NAME)?.unwrap_or_default();
     let zone = match f.present(idx::ZONE)? {
-        Some(zone) => zone.to_string(),
+        Some(zone) => zone,
         None => segment_after(resource_name, "zones")
             .or_else(|| segment_after(resource_name, "regions"))
-            .map(str::to_string)
             .or_else(|| {
                 f.texts(idx::LOCATIONS)
                     .ok()
-                    .and_then(|l| l.first().map(|s| s.to_string()))
+                    .and_then(|l| l.first().copied())
             })
             .unwrap_or_default(),
     };
     let properties = f.json(idx::INSTANCE_PROPERTIES);
     let from_properties = |key: &str| properties.as_ref().and_then(|p| p.get(key)).cloned();
     let machine_type = match f.present(idx::MACHINE_TYPE)? {
-        Some(t) => Some(t.to_string()),
-        None => from_properties("machineType").and_then(|v| v.as_str().map(str::to_string)),
+        Some(t) => Some(Cow::Borrowed(last_segment(t))),
+        None => from_properties("machineType")
+            .and_then(|v| v.as_str().map(|t| Cow::Owned(last_segment(t).to_string()))),
     }
-    .map(|t| last_segment(&t).to_string())
     .filter(|t| !t.is_empty());
     let disks = f.json(idx::DISKS).or_else(|| from_properties("disks"));
     let machine_image = f
@@ -119,26 +122,24 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
     let image = boot_image(disks.as_ref())
         .or_else(|| machine_image.map(|m| format!("machine-image:{}", image_key(&m))));
     let account = match f.present(idx::PROJECT)? {
-        Some(project) => project.to_string(),
+        Some(project) => project,
         None => segment_after(resource_name, "projects")
             .filter(|p| !p.bytes().all(|b| b.is_ascii_digit()))
-            .unwrap_or_default()
-            .to_string(),
+            .unwrap_or_default(),
     };
-    let principal = f.present(idx::PRINCIPAL)?.map(str::to_string);
+    let principal = f.present(idx::PRINCIPAL)?;
     let instance = f
         .present(idx::NAME)?
-        .map(str::to_string)
-        .or_else(|| segment_after(resource_name, "instances").map(str::to_string));
-    let summary = EventSummary {
-        event_id: f.text(idx::INSERT_ID)?.unwrap_or_default().to_string(),
-        event_name: method.to_string(),
-        arn: principal.clone().unwrap_or_default(),
-        region: region_of(&zone).to_string(),
-        source_ip: f.text(idx::CALLER_IP)?.unwrap_or_default().to_string(),
-        user_agent: f.text(idx::USER_AGENT)?.unwrap_or_default().to_string(),
+        .or_else(|| segment_after(resource_name, "instances"));
+    let summary = Summary {
+        event_id: Cow::Borrowed(f.text(idx::INSERT_ID)?.unwrap_or_default()),
+        event_name: method,
+        arn: Cow::Borrowed(principal.unwrap_or_default()),
+        account: Cow::Borrowed(account),
+        region: Cow::Borrowed(region_of(zone)),
+        source_ip: f.text(idx::CALLER_IP)?.unwrap_or_default(),
+        user_agent: f.text(idx::USER_AGENT)?.unwrap_or_default(),
         instance_ids: instance.into_iter().filter(|_| !bulk).collect(),
-        ..EventSummary::default()
     };
     if continuation && !failed {
         // The outcome of a launch read at its first entry.
@@ -151,10 +152,9 @@ pub(super) fn read(f: &Fields<'_>, settings: &Settings) -> Result<Option<EventVi
             counted: !bulk,
             time,
             failed,
-            account,
-            principal,
+            principal: principal.map(Cow::Borrowed),
             instance_type: machine_type,
-            image_ids: image.into_iter().collect(),
+            image_ids: image.into_iter().map(Cow::Owned).collect(),
             summary,
         }
         .view(settings),
@@ -231,7 +231,7 @@ mod tests {
         Field::Text(s.into())
     }
 
-    fn read_block(fields: &[Field]) -> Result<Option<EventView>, Malformed> {
+    fn read_block(fields: &[Field]) -> Result<Option<EventView<'static>>, Malformed> {
         super::super::read_block(fields, &FIELDS, read)
     }
 

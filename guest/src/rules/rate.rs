@@ -11,63 +11,110 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::audit::EventView;
-use crate::baseline::{Baseline, Observed, ValueChange, apply_value_change};
+use crate::baseline::{Baseline, Observed, ValueChange};
 use crate::catalog::{Cloud, Kind};
 use crate::model::{Alert, DAY_MS, Evidence, MINUTE_MS, RateEvidence};
 use crate::settings::{CountMode, Population, Settings};
 use crate::time::format_time;
 
-/// Summary statistics of a history of window counts.
+/// A history of window counts: how many windows had each count, with the sums its
+/// statistics come from, kept as windows are added and removed (no pass over the
+/// histogram for the mean and standard deviation).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
-    /// `(count, windows)` pairs, ascending by count.
-    pub histogram: Vec<(u64, u64)>,
-    /// Number of windows.
-    pub windows: u64,
-    /// Mean count.
-    pub mean: f64,
-    /// Sample standard deviation.
-    pub stdev: f64,
+    /// Count → windows with it.
+    histogram: BTreeMap<u64, u64>,
+    windows: u64,
+    /// Sum of the counts.
+    sum: u128,
+    /// Sum of the squared counts.
+    squares: u128,
 }
 
 impl History {
-    /// Summarises a histogram.
-    pub fn new(histogram: Vec<(u64, u64)>) -> History {
-        let windows: u64 = histogram.iter().map(|(_, f)| f).sum();
-        if windows == 0 {
-            return History::default();
+    /// A history of `(count, windows)` pairs.
+    pub fn new(histogram: impl IntoIterator<Item = (u64, u64)>) -> History {
+        let mut history = History::default();
+        for (count, windows) in histogram {
+            history.add(count, windows);
         }
-        let n = windows as f64;
-        let mean = histogram
-            .iter()
-            .map(|&(v, f)| v as f64 * f as f64)
-            .sum::<f64>()
-            / n;
-        let squares: f64 = histogram
-            .iter()
-            .map(|&(v, f)| f as f64 * (v as f64 - mean).powi(2))
-            .sum();
-        let stdev = if windows > 1 {
-            (squares / (n - 1.0)).sqrt()
-        } else {
-            0.0
+        history
+    }
+
+    /// A history without one window with `count`, if it has one (the window being
+    /// judged).
+    pub fn without(histogram: impl IntoIterator<Item = (u64, u64)>, count: u64) -> History {
+        let mut history = History::new(histogram);
+        history.remove(count);
+        history
+    }
+
+    /// Adds `windows` windows with `count`.
+    pub fn add(&mut self, count: u64, windows: u64) {
+        if windows == 0 {
+            return;
+        }
+        *self.histogram.entry(count).or_insert(0) += windows;
+        self.windows += windows;
+        self.sum += u128::from(count) * u128::from(windows);
+        self.squares += u128::from(count) * u128::from(count) * u128::from(windows);
+    }
+
+    /// Removes one window with `count`; false when there is none.
+    pub fn remove(&mut self, count: u64) -> bool {
+        let Some(windows) = self.histogram.get_mut(&count) else {
+            return false;
         };
-        History {
-            histogram,
-            windows,
-            mean,
-            stdev,
+        *windows -= 1;
+        if *windows == 0 {
+            self.histogram.remove(&count);
+        }
+        self.windows -= 1;
+        self.sum -= u128::from(count);
+        self.squares -= u128::from(count) * u128::from(count);
+        true
+    }
+
+    /// Applies one window's change of count, as
+    /// [`crate::baseline::apply_value_change`] applies it to a histogram.
+    pub fn apply(&mut self, change: &ValueChange) {
+        if change.previous > 0 {
+            self.remove(change.previous);
+        }
+        if change.current > 0 {
+            self.add(change.current, 1);
         }
     }
 
-    /// Summarises a histogram without one window with `count`, if present (the window
-    /// being judged).
-    pub fn without(mut histogram: Vec<(u64, u64)>, count: u64) -> History {
-        if let Some(slot) = histogram.iter_mut().find(|(v, _)| *v == count) {
-            slot.1 -= 1;
+    /// `(count, windows)` pairs, ascending by count.
+    pub fn histogram(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.histogram
+            .iter()
+            .map(|(&count, &windows)| (count, windows))
+    }
+
+    /// Number of windows.
+    pub fn windows(&self) -> u64 {
+        self.windows
+    }
+
+    /// Mean count; 0 without windows.
+    pub fn mean(&self) -> f64 {
+        if self.windows == 0 {
+            return 0.0;
         }
-        histogram.retain(|(_, f)| *f > 0);
-        History::new(histogram)
+        self.sum as f64 / self.windows as f64
+    }
+
+    /// Sample standard deviation of the counts; 0 below two windows. The sum of squared
+    /// deviations is exact (`n * Σc² - (Σc)²` in integers) before the one division.
+    pub fn stdev(&self) -> f64 {
+        if self.windows < 2 {
+            return 0.0;
+        }
+        let n = u128::from(self.windows);
+        let deviations = n * self.squares - self.sum * self.sum;
+        (deviations as f64 / (n * (n - 1)) as f64).sqrt()
     }
 
     /// Upper-tail probability `P(X >= count)` and the count that must be exceeded for it
@@ -76,42 +123,38 @@ impl History {
     /// With at least `empirical_min` windows the empirical distribution answers; below
     /// that, an exponential fitted to `count - 1` (counts start at 1), which is the
     /// maximum-likelihood fit of a memoryless tail on small histories. Linear in the
-    /// histogram (its values are distinct and ascending).
+    /// histogram.
     pub fn tail(&self, count: u64, p0: f64, empirical_min: u64) -> (f64, f64, TailMethod) {
         let windows = self.windows;
         if windows >= empirical_min {
             let n = windows as f64;
-            let at_least: u64 = self
-                .histogram
-                .iter()
-                .filter(|(v, _)| *v >= count)
-                .map(|(_, f)| f)
-                .sum();
-            // The smallest history value q with P(X > q) < p0: walking up, the windows
-            // above a value are those not yet passed.
-            let mut above = windows;
-            let q = self
-                .histogram
-                .iter()
-                .find_map(|&(v, f)| {
-                    above -= f;
-                    ((above as f64) / n < p0).then_some(v)
-                })
-                .unwrap_or(0);
+            let at_least: u64 = self.histogram.range(count..).map(|(_, f)| f).sum();
+            // The smallest history value q with P(X > q) < p0 (0 if none). P(X > v)
+            // falls as v rises, so walking down from the largest value, q is the last
+            // one that passes: only the upper tail is read.
+            let mut q = 0;
+            let mut above = 0;
+            for (&v, &f) in self.histogram.iter().rev() {
+                if (above as f64) / n >= p0 {
+                    break;
+                }
+                q = v;
+                above += f;
+            }
             (
                 at_least as f64 / n,
                 q as f64,
                 TailMethod::Empirical { windows },
             )
         } else {
-            let excess_mean = self.mean - 1.0;
+            let mean = self.mean();
+            let excess_mean = mean - 1.0;
             if excess_mean <= 0.0 {
                 let p = if count > 1 { 0.0 } else { 1.0 };
                 return (p, 1.0, TailMethod::AllOnes { windows });
             }
             let p = (-((count as f64) - 1.0) / excess_mean).exp();
             let threshold = 1.0 + excess_mean * (1.0 / p0).ln();
-            let mean = self.mean;
             (p, threshold, TailMethod::Exponential { mean, windows })
         }
     }
@@ -162,77 +205,88 @@ impl fmt::Display for TailMethod {
 /// One `observe` per dedup set (per account with `scope = "account"`) for the batch.
 pub fn first_deliveries<B: Baseline + ?Sized>(
     settings: &Settings,
-    launches: &[&EventView],
+    launches: &[&EventView<'_>],
     baseline: &mut B,
 ) -> Vec<bool> {
     let dedup = i64::from(settings.rate.dedup_hours) * 3_600_000;
     let mut first = vec![true; launches.len()];
-    let mut sets: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, event) in launches.iter().enumerate() {
-        if event.summary.event_id.is_empty() {
-            continue;
-        }
-        let set = format!("{}rate/event-ids", event.scope);
-        match sets.iter_mut().find(|(name, _)| *name == set) {
-            Some((_, list)) => list.push(i),
-            None => sets.push((set, vec![i])),
-        }
-    }
-    for (set, list) in &sets {
+    let with_ids = (0..launches.len()).filter(|&i| !launches[i].summary.event_id.is_empty());
+    for (scope, list) in by_scope(launches, with_ids) {
         let requests: Vec<(&str, i64)> = list
             .iter()
-            .map(|&i| (launches[i].summary.event_id.as_str(), launches[i].time))
+            .map(|&i| (&*launches[i].summary.event_id, launches[i].time))
             .collect();
-        for (&i, seen) in list.iter().zip(baseline.observe(set, dedup, &requests)) {
+        let set = format!("{scope}rate/event-ids");
+        for (&i, seen) in list.iter().zip(baseline.observe(&set, dedup, &requests)) {
             first[i] = seen.is_new;
         }
     }
     first
 }
 
-/// The window counter's name and the amount one launch adds to it.
-fn counter(settings: &Settings, event: &EventView) -> (String, &'static str, u64) {
-    let (mode, delta) = match settings.rate.count {
-        CountMode::Calls => ("calls", 1),
-        CountMode::Instances => ("instances", event.summary.instance_ids.len().max(1) as u64),
-    };
-    (format!("{}rate/{mode}", event.scope), mode, delta)
+/// The launches `indices` grouped by baseline scope, in order of first appearance.
+fn by_scope<'v>(
+    launches: &[&'v EventView<'_>],
+    indices: impl Iterator<Item = usize>,
+) -> Vec<(&'v str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for i in indices {
+        let scope = &*launches[i].scope;
+        match groups.iter_mut().find(|(s, _)| *s == scope) {
+            Some((_, list)) => list.push(i),
+            None => groups.push((scope, vec![i])),
+        }
+    }
+    groups
+}
+
+/// What the window counters count (`calls` or `instances`), for their names.
+fn mode(settings: &Settings) -> &'static str {
+    match settings.rate.count {
+        CountMode::Calls => "calls",
+        CountMode::Instances => "instances",
+    }
+}
+
+/// The amount one launch adds to its window's count.
+fn delta(settings: &Settings, event: &EventView<'_>) -> u64 {
+    match settings.rate.count {
+        CountMode::Calls => 1,
+        CountMode::Instances => event.summary.instance_ids.len().max(1) as u64,
+    }
 }
 
 /// The start of the window an event falls in.
-fn window_of(settings: &Settings, event: &EventView) -> i64 {
+fn window_of(settings: &Settings, event: &EventView<'_>) -> i64 {
     let width = i64::from(settings.rate.window_minutes) * MINUTE_MS;
     event.time.div_euclid(width) * width
 }
 
 /// Counts the batch's launches (first deliveries with a principal, in order) in their
 /// windows and returns each launch's window count after its own addition: one `add` per
-/// counter for the whole batch, which answers exactly as one call per launch would.
+/// counter (`<scope>rate/<mode>`) for the whole batch, which answers exactly as one call
+/// per launch would.
 pub fn count_launches<B: Baseline + ?Sized>(
     settings: &Settings,
-    launches: &[&EventView],
+    launches: &[&EventView<'_>],
     baseline: &mut B,
 ) -> Vec<u64> {
     let mut counts = vec![0; launches.len()];
-    let mut counters: Vec<(String, Vec<usize>)> = Vec::new();
-    for (i, event) in launches.iter().enumerate() {
-        let (name, _, _) = counter(settings, event);
-        match counters.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, list)) => list.push(i),
-            None => counters.push((name, vec![i])),
-        }
-    }
-    for (name, list) in &counters {
+    for (scope, list) in by_scope(launches, 0..launches.len()) {
         let increments: Vec<(&str, i64, u64)> = list
             .iter()
             .map(|&i| {
                 let event = launches[i];
                 let principal = event.principal.as_deref().unwrap_or_default();
-                let delta = counter(settings, event).2;
-                (principal, window_of(settings, event), delta)
+                (
+                    principal,
+                    window_of(settings, event),
+                    delta(settings, event),
+                )
             })
             .collect();
-        for (&i, count) in list.iter().zip(baseline.add(name, &increments)) {
+        let name = format!("{scope}rate/{}", mode(settings));
+        for (&i, count) in list.iter().zip(baseline.add(&name, &increments)) {
             counts[i] = count;
         }
     }
@@ -243,10 +297,10 @@ pub fn count_launches<B: Baseline + ?Sized>(
 /// after it) and returns the alerts of both rate rules.
 pub fn check<B: Baseline + ?Sized>(
     settings: &Settings,
-    event: &EventView,
+    event: &EventView<'_>,
     event_index: u32,
     count: u64,
-    baseline: &mut B,
+    baseline: &mut BatchSeries<'_, B>,
 ) -> Vec<Alert> {
     let spike = &settings.launch_spike;
     let density = &settings.launch_spike_density;
@@ -260,10 +314,10 @@ pub fn check<B: Baseline + ?Sized>(
     let rate = &settings.rate;
     let window = window_of(settings, event);
     let day = window.div_euclid(DAY_MS) * DAY_MS;
-    let (_, mode, delta) = counter(settings, event);
+    let mode = mode(settings);
     let change = [ValueChange {
         bucket: day,
-        previous: count - delta,
+        previous: count - delta(settings, event),
         current: count,
     }];
     let global = format!("{scope}rate/{mode}/global");
@@ -279,10 +333,7 @@ pub fn check<B: Baseline + ?Sized>(
         _ => &global,
     };
     let mut alerts = Vec::new();
-    let judge = |baseline: &mut B, population, history_days: u32| {
-        let from = day - i64::from(history_days.saturating_sub(1)) * DAY_MS;
-        History::without(baseline.histogram(series(population), from, day), count)
-    };
+    let from = |history_days: u32| day - i64::from(history_days.saturating_sub(1)) * DAY_MS;
     let crossing = Crossing {
         window_minutes: rate.window_minutes,
         event,
@@ -296,12 +347,20 @@ pub fn check<B: Baseline + ?Sized>(
         window,
         count,
     };
-    if spike.enabled && !spike.allow_principals.iter().any(|p| p == principal) {
-        let history = judge(baseline, spike.population, spike.history_days);
+    if spike.enabled
+        && count >= spike.min_count
+        && !spike.allow_principals.iter().any(|p| p == principal)
+    {
+        let history = baseline.judge(
+            series(spike.population),
+            from(spike.history_days),
+            day,
+            count,
+            Stats::of,
+        );
         let threshold = history.mean + spike.k * history.stdev;
         if history.windows >= spike.min_history_windows
             && count as f64 > threshold
-            && count >= spike.min_count
             && first_in_window(
                 baseline,
                 scope,
@@ -317,23 +376,37 @@ pub fn check<B: Baseline + ?Sized>(
             );
             alerts.push(crossing.alert(
                 event.cloud.slug(Kind::LaunchSpike),
-                &history,
+                history,
                 threshold,
                 None,
                 method,
             ));
         }
     }
-    if density.enabled && !density.allow_principals.iter().any(|p| p == principal) {
-        let history = judge(baseline, density.population, density.history_days);
-        let (p, threshold, method) = history.tail(
+    // The cheap conditions first: most launches leave their window below `min_count`,
+    // and then neither history is needed.
+    if density.enabled
+        && count >= density.min_count
+        && !density.allow_principals.iter().any(|p| p == principal)
+    {
+        let judged = baseline.judge(
+            series(density.population),
+            from(density.history_days),
+            day,
             count,
-            density.tail_probability,
-            density.empirical_min_windows,
+            |history| {
+                (history.windows() >= density.min_history_windows).then(|| {
+                    let tail = history.tail(
+                        count,
+                        density.tail_probability,
+                        density.empirical_min_windows,
+                    );
+                    (Stats::of(history), tail)
+                })
+            },
         );
-        if history.windows >= density.min_history_windows
+        if let Some((history, (p, threshold, method))) = judged
             && p < density.tail_probability
-            && count >= density.min_count
             && first_in_window(
                 baseline,
                 scope,
@@ -354,7 +427,7 @@ pub fn check<B: Baseline + ?Sized>(
             );
             alerts.push(crossing.alert(
                 event.cloud.slug(Kind::LaunchSpikeDensity),
-                &history,
+                history,
                 threshold,
                 Some(p),
                 method,
@@ -365,11 +438,12 @@ pub fn check<B: Baseline + ?Sized>(
 }
 
 /// The baseline as [`check`] sees it through one batch: each histogram range is read
-/// from the host once and then kept current with the batch's own value changes (the
-/// same [`apply_value_change`] the host applies), which reach the host in one
+/// from the host once and then kept current with the batch's own value changes (as the
+/// host's [`crate::baseline::apply_value_change`] would change it), which reach the host in one
 /// `record-values` call per series, before any new range of that series is read and at
 /// [`BatchSeries::finish`]. A launch thus costs no host call of its own (it cost three:
-/// one change and two histogram reads); the answers are those of calling through.
+/// one change and two histogram reads), and no pass over a histogram for its mean and
+/// standard deviation; the answers are those of calling through.
 pub struct BatchSeries<'a, B: Baseline + ?Sized> {
     inner: &'a mut B,
     /// Ranges read, kept current since.
@@ -383,8 +457,8 @@ struct Read {
     series: String,
     from: i64,
     to: i64,
-    /// Merged over the range: value → frequency.
-    histogram: BTreeMap<u64, u64>,
+    /// Merged over the range.
+    history: History,
 }
 
 impl<'a, B: Baseline + ?Sized> BatchSeries<'a, B> {
@@ -402,6 +476,49 @@ impl<'a, B: Baseline + ?Sized> BatchSeries<'a, B> {
         for (series, changes) in std::mem::take(&mut self.pending) {
             self.inner.record_values(&series, &changes);
         }
+    }
+
+    /// Runs `judge` on the history of `series` over buckets `from..=to` without one
+    /// window with `count` (the window being judged, already counted).
+    pub fn judge<T>(
+        &mut self,
+        series: &str,
+        from: i64,
+        to: i64,
+        count: u64,
+        judge: impl FnOnce(&History) -> T,
+    ) -> T {
+        let history = self.history(series, from, to);
+        let removed = history.remove(count);
+        let answer = judge(history);
+        if removed {
+            history.add(count, 1);
+        }
+        answer
+    }
+
+    /// The history of `series` over buckets `from..=to`, read from the host the first
+    /// time.
+    fn history(&mut self, series: &str, from: i64, to: i64) -> &mut History {
+        let cached = self
+            .reads
+            .iter()
+            .position(|r| r.series == series && r.from == from && r.to == to);
+        let at = match cached {
+            Some(at) => at,
+            None => {
+                self.send(series);
+                let history = History::new(self.inner.histogram(series, from, to));
+                self.reads.push(Read {
+                    series: series.to_string(),
+                    from,
+                    to,
+                    history,
+                });
+                self.reads.len() - 1
+            }
+        };
+        &mut self.reads[at].history
     }
 
     fn send(&mut self, series: &str) {
@@ -432,7 +549,7 @@ impl<B: Baseline + ?Sized> Baseline for BatchSeries<'_, B> {
                 .iter()
                 .filter(|c| (read.from..=read.to).contains(&c.bucket))
             {
-                apply_value_change(&mut read.histogram, change);
+                read.history.apply(change);
             }
         }
         match self.pending.iter_mut().find(|(s, _)| s == series) {
@@ -442,26 +559,7 @@ impl<B: Baseline + ?Sized> Baseline for BatchSeries<'_, B> {
     }
 
     fn histogram(&mut self, series: &str, from: i64, to: i64) -> Vec<(u64, u64)> {
-        let cached = self
-            .reads
-            .iter()
-            .position(|r| r.series == series && r.from == from && r.to == to);
-        let at = match cached {
-            Some(at) => at,
-            None => {
-                self.send(series);
-                let histogram = self.inner.histogram(series, from, to).into_iter().collect();
-                self.reads.push(Read {
-                    series: series.to_string(),
-                    from,
-                    to,
-                    histogram,
-                });
-                self.reads.len() - 1
-            }
-        };
-        let histogram = &self.reads[at].histogram;
-        histogram.iter().map(|(&v, &f)| (v, f)).collect()
+        self.history(series, from, to).histogram().collect()
     }
 }
 
@@ -478,10 +576,28 @@ fn first_in_window<B: Baseline + ?Sized>(
     baseline.observe(&format!("{scope}rate/alerted/{slug}"), 0, &[(&key, time)])[0].is_new
 }
 
+/// What a rule read of a history, as its alert shows it.
+#[derive(Debug, Clone, Copy)]
+struct Stats {
+    windows: u64,
+    mean: f64,
+    stdev: f64,
+}
+
+impl Stats {
+    fn of(history: &History) -> Stats {
+        Stats {
+            windows: history.windows(),
+            mean: history.mean(),
+            stdev: history.stdev(),
+        }
+    }
+}
+
 /// A window whose count a rate rule judges, with what its alert says about it.
 struct Crossing<'a> {
     window_minutes: u32,
-    event: &'a EventView,
+    event: &'a EventView<'a>,
     event_index: u32,
     principal: &'a str,
     /// What the count counts (`RunInstances calls`, `instances launched`).
@@ -496,7 +612,7 @@ impl Crossing<'_> {
     fn alert(
         &self,
         slug: &str,
-        history: &History,
+        history: Stats,
         threshold: f64,
         tail_probability: Option<f64>,
         method: String,
@@ -519,7 +635,7 @@ impl Crossing<'_> {
                 format_time(window)
             ),
             time: event.time,
-            event: event.summary.clone(),
+            event: event.summary(),
             evidence: Evidence::Rate(RateEvidence {
                 window_start: window,
                 count,
@@ -537,6 +653,7 @@ impl Crossing<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::baseline::apply_value_change;
 
     /// Per-bucket histograms as the host keeps them, counting calls.
     #[derive(Default)]
@@ -609,16 +726,46 @@ mod tests {
     #[test]
     fn history_statistics_are_sample_statistics() {
         let h = History::new(vec![(1, 2), (3, 2)]);
-        assert_eq!(h.windows, 4);
-        assert_eq!(h.mean, 2.0);
-        assert!((h.stdev - (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(h.windows(), 4);
+        assert_eq!(h.mean(), 2.0);
+        assert!((h.stdev() - (4.0f64 / 3.0).sqrt()).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_history_kept_by_changes_matches_its_histogram() {
+        // Windows rising one launch at a time, as the rules see them, against the
+        // statistics recomputed from the histogram with a two-pass mean and deviation.
+        let mut kept = History::new(vec![(1, 40), (2, 7)]);
+        let mut windows: Vec<u64> = vec![0; 9];
+        for step in 0..200u64 {
+            let w = ((step * 7) % 9) as usize;
+            let previous = windows[w];
+            windows[w] += 1 + step % 3;
+            kept.apply(&ValueChange {
+                bucket: 0,
+                previous,
+                current: windows[w],
+            });
+            let rebuilt = History::new(kept.histogram().collect::<Vec<_>>());
+            assert_eq!(kept, rebuilt, "step {step}");
+            let pairs: Vec<(u64, u64)> = kept.histogram().collect();
+            let n = kept.windows() as f64;
+            let mean = pairs.iter().map(|&(v, f)| (v * f) as f64).sum::<f64>() / n;
+            let squares: f64 = pairs
+                .iter()
+                .map(|&(v, f)| f as f64 * (v as f64 - mean).powi(2))
+                .sum();
+            assert_eq!(kept.mean(), mean);
+            assert!((kept.stdev() - (squares / (n - 1.0)).sqrt()).abs() < 1e-9);
+        }
+        assert_eq!(kept.windows(), 47 + 9);
     }
 
     #[test]
     fn the_judged_window_is_left_out() {
         let h = History::without(vec![(1, 3), (40, 1)], 40);
-        assert_eq!(h.histogram, vec![(1, 3)]);
-        assert_eq!(h.mean, 1.0);
+        assert_eq!(h.histogram().collect::<Vec<_>>(), vec![(1, 3)]);
+        assert_eq!(h.mean(), 1.0);
     }
 
     #[test]
@@ -644,5 +791,22 @@ mod tests {
         assert!(method.to_string().starts_with("from the empirical"));
         let (p10, ..) = h.tail(10, 0.0005, 2000);
         assert_eq!(p10, 0.0);
+        // The threshold is the smallest value with P(X > value) < p0, by definition.
+        let pairs: Vec<(u64, u64)> = h.histogram().collect();
+        for p0 in [0.0, 1e-5, 0.0005, 0.001, 0.0011, 0.05, 0.5, 1.0] {
+            let above = |v: u64| {
+                pairs
+                    .iter()
+                    .filter(|(w, _)| *w > v)
+                    .map(|(_, f)| f)
+                    .sum::<u64>()
+            };
+            let expected = pairs
+                .iter()
+                .map(|(v, _)| *v)
+                .find(|&v| (above(v) as f64) / 10_000.0 < p0)
+                .unwrap_or(0);
+            assert_eq!(h.tail(1, p0, 2000).1, expected as f64, "p0 {p0}");
+        }
     }
 }

@@ -29,7 +29,7 @@ pub struct Sighting<'e> {
     /// Index of the event in its batch.
     pub event_index: u32,
     /// The event.
-    pub event: &'e EventView,
+    pub event: &'e EventView<'e>,
     /// The value seen.
     pub key: &'e str,
 }
@@ -53,10 +53,7 @@ impl UnseenRule<'_> {
         // name `<scope><slug>` is written once per set, not per sighting.
         let mut sets: Vec<((&str, &str), Vec<&Sighting<'_>>)> = Vec::new();
         for sighting in sightings.iter().filter(|s| !s.key.is_empty()) {
-            let set = (
-                sighting.event.scope.as_str(),
-                sighting.event.cloud.slug(self.kind),
-            );
+            let set = (&*sighting.event.scope, sighting.event.cloud.slug(self.kind));
             match sets.iter_mut().find(|(s, _)| *s == set) {
                 Some((_, list)) => list.push(sighting),
                 None => sets.push((set, vec![sighting])),
@@ -79,7 +76,12 @@ impl UnseenRule<'_> {
 
     /// One sentence per detection: who did what with which new value, and what the
     /// baseline knew.
-    fn message(&self, event: &EventView, key: &str, seen: &crate::baseline::Observed) -> String {
+    fn message(
+        &self,
+        event: &EventView<'_>,
+        key: &str,
+        seen: &crate::baseline::Observed,
+    ) -> String {
         let who = event.principal.as_deref().unwrap_or("An unknown principal");
         let instances = match event.summary.instance_ids.len() {
             0 | 1 => "an instance".to_string(),
@@ -147,8 +149,8 @@ impl UnseenRule<'_> {
         let learned = event.time - seen.learning_start >= learning;
         let principal_allowed = event
             .principal
-            .as_ref()
-            .is_some_and(|p| self.settings.allow_principals.contains(p));
+            .as_deref()
+            .is_some_and(|p| self.settings.allow_principals.iter().any(|a| a == p));
         let allowed = principal_allowed || self.settings.allow_keys.iter().any(|a| a == key);
         if !(seen.is_new && learned) || allowed {
             return None;
@@ -159,7 +161,7 @@ impl UnseenRule<'_> {
             key: key.to_string(),
             message: self.message(event, key, &seen),
             time: event.time,
-            event: event.summary.clone(),
+            event: event.summary(),
             evidence: Evidence::Unseen(UnseenEvidence {
                 baseline: set.to_string(),
                 baseline_size: seen.set_size,

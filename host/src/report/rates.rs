@@ -171,12 +171,12 @@ pub fn replay(log: &TapLog, settings: &Settings) -> Rates {
         let mut thresholds = Thresholds::default();
         if spike.enabled {
             let history = judge(spike.population, spike.history_days);
-            thresholds.stdev = (history.windows >= spike.min_history_windows)
-                .then_some(history.mean + spike.k * history.stdev);
+            thresholds.stdev = (history.windows() >= spike.min_history_windows)
+                .then_some(history.mean() + spike.k * history.stdev());
         }
         if density.enabled {
             let history = judge(density.population, density.history_days);
-            thresholds.density = (history.windows >= density.min_history_windows).then(|| {
+            thresholds.density = (history.windows() >= density.min_history_windows).then(|| {
                 history
                     .tail(
                         launch.count,
@@ -288,7 +288,7 @@ mod tests {
         let spike = History::new(vec![(1, 30), (2, 1)]);
         let stdev = burst.thresholds.stdev.unwrap();
         assert!(
-            (stdev - (spike.mean + 4.0 * spike.stdev)).abs() < 1e-9,
+            (stdev - (spike.mean() + 4.0 * spike.stdev())).abs() < 1e-9,
             "{stdev}"
         );
         // Density: 90 days, so day 0 counts too: 31 windows of 1, one of 2.
@@ -322,7 +322,7 @@ mod tests {
         let history = History::new(vec![(1, 30), (3, 2)]);
         assert_eq!(
             rates.principals[0].windows[0].thresholds.stdev,
-            Some(history.mean + 4.0 * history.stdev)
+            Some(history.mean() + 4.0 * history.stdev())
         );
     }
 
