@@ -347,6 +347,8 @@ pub fn check<B: Baseline + ?Sized>(
         window,
         count,
     };
+    // Each rule tests the cheap conditions first: most launches leave their window below
+    // `min_count`, and then neither history is read.
     if spike.enabled
         && count >= spike.min_count
         && !spike.allow_principals.iter().any(|p| p == principal)
@@ -383,8 +385,6 @@ pub fn check<B: Baseline + ?Sized>(
             ));
         }
     }
-    // The cheap conditions first: most launches leave their window below `min_count`,
-    // and then neither history is needed.
     if density.enabled
         && count >= density.min_count
         && !density.allow_principals.iter().any(|p| p == principal)
@@ -438,10 +438,10 @@ pub fn check<B: Baseline + ?Sized>(
 }
 
 /// The baseline as [`check`] sees it through one batch: each histogram range is read
-/// from the host once and then kept current with the batch's own value changes (as the
-/// host's [`crate::baseline::apply_value_change`] would change it), which reach the host in one
-/// `record-values` call per series, before any new range of that series is read and at
-/// [`BatchSeries::finish`]. A launch thus costs no host call of its own (it cost three:
+/// from the host once and then kept current with the batch's own value changes (as
+/// the host's [`crate::baseline::apply_value_change`] would change it), which reach the
+/// host in one `record-values` call per series, before any new range of that series is
+/// read and at [`BatchSeries::finish`]. A launch thus costs no host call of its own (it cost three:
 /// one change and two histogram reads), and no pass over a histogram for its mean and
 /// standard deviation; the answers are those of calling through.
 pub struct BatchSeries<'a, B: Baseline + ?Sized> {
