@@ -1,7 +1,7 @@
 //! Decompression bombs against the memory budget of the sources: four CompressedPackedForward
 //! messages and four gzip HTTP bodies, each 1 MB that inflates to 1 GiB, sent at once
 //! while a well-behaved sender posts the generated scenario. `serve` must stay under
-//! 512 MiB of resident memory (its peak, `VmHWM`), answer `/metrics` all along, refuse
+//! 384 MiB ([`PEAK_MIB`]) of resident memory (its peak, `VmHWM`), answer `/metrics` all along, refuse
 //! every bomb (413 or 503 over HTTP, a Forward connection closed without its ack), and
 //! give the well-behaved sender the alerts of the scenario.
 
@@ -16,6 +16,12 @@ use std::time::Duration;
 use minewatch_generator::Layout;
 
 use crate::util::{Server, expected_pairs, post, setup, unique_pairs, write_scenario};
+
+/// The bound on `serve`'s peak resident memory: the default budget (256 MiB) and 128 MiB
+/// for the rest of a debug build (runtime, component, pipeline). A budget that freed
+/// pages outlive (the allocator keeping them after the give-back) peaks near twice the
+/// budget, over 500 MiB.
+const PEAK_MIB: u64 = 384;
 
 /// 1 GiB of zeros, gzipped by the system's `gzip` (about 1 MB).
 fn gzip_bomb() -> Vec<u8> {
@@ -161,7 +167,10 @@ fn gzip_bombs_on_both_listeners_stay_within_the_memory_budget() {
          /metrics polled {} times",
         metrics_polls.load(Ordering::Relaxed)
     );
-    assert!(peak_mib < 512, "serve peaked at {peak_mib} MiB");
+    assert!(
+        peak_mib < PEAK_MIB,
+        "serve peaked at {peak_mib} MiB, over {PEAK_MIB}"
+    );
     assert_eq!(
         metrics_failures.load(Ordering::Relaxed),
         0,

@@ -31,7 +31,17 @@ use cli::{BaselineCommand, Cli, Command, DetectorArgs, LogFormat, SecretArgs};
 /// Whether logs (and the end-of-run summary) are JSON lines (`--log-format json`).
 static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Returns the pages mimalloc keeps after frees to the OS, for the sources' memory
+/// budget (see `minewatch::sources::budget`). The crate's one `unsafe`: a call into
+/// mimalloc's C API, which the `mimalloc` crate does not wrap.
+#[allow(unsafe_code)]
+fn return_freed_pages() {
+    // SAFETY: `mi_collect` takes no pointers and may be called from any thread.
+    unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
 fn main() -> ExitCode {
+    minewatch::sources::budget::set_return_freed(return_freed_pages);
     let cli = Cli::parse();
     let (filter, bad_filter) = match std::env::var("MINEWATCH_LOG") {
         Err(_) => (tracing_subscriber::EnvFilter::new("info"), None),

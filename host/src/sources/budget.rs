@@ -11,12 +11,36 @@
 //! gzip bomb stops where the budget does, wherever its bytes came from, and one that
 //! takes the budget gives it back as soon as it is refused. Per-request limits
 //! (`max_body_bytes`, `max_decompressed_bytes`) still apply on top.
+//!
+//! The budget bounds resident memory only if freed bytes leave the process before
+//! another holder takes them. Allocators keep freed pages for a while (mimalloc purges
+//! them after a delay), so bombs growing buffers one after another would hold the
+//! budget's bytes once in use and again in freed pages: up to twice the budget. The
+//! binary, which picks the allocator, sets [`set_return_freed`]; a reservation calls it
+//! before it gives back a large share (after its holder freed the buffer), so those
+//! pages are returned first.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 /// Default budget: 256 MiB in flight across all sources.
 pub const DEFAULT_MAX_INFLIGHT_BYTES: usize = 256 << 20;
+
+/// A give-back of at least this fraction of the budget (16 MiB of the default) first
+/// returns freed memory to the OS; smaller ones, such as a usual batch's body, do not
+/// pay for it.
+const RETURN_FREED_SHARE: usize = 16;
+
+/// Returns the allocator's freed pages to the OS; see [`set_return_freed`].
+static RETURN_FREED: OnceLock<fn()> = OnceLock::new();
+
+/// Sets how the process returns the memory its allocator holds after frees to the OS
+/// (for mimalloc, `mi_collect(true)`). Without it, the budget counts the bytes held but
+/// the allocator may keep freed pages a while after they were given back. Only the first
+/// call counts.
+pub fn set_return_freed(hook: fn()) {
+    let _ = RETURN_FREED.set(hook);
+}
 
 /// The bytes all sources may hold in flight, and how many they hold now.
 #[derive(Debug, Clone)]
@@ -76,6 +100,11 @@ impl Budget {
     }
 
     fn give_back(&self, bytes: usize) {
+        if bytes >= self.inner.limit / RETURN_FREED_SHARE
+            && let Some(return_freed) = RETURN_FREED.get()
+        {
+            return_freed();
+        }
         self.inner.used.fetch_sub(bytes, Ordering::AcqRel);
         self.publish();
     }
@@ -91,7 +120,9 @@ impl Default for Budget {
     }
 }
 
-/// Bytes one request, message or connection holds; given back when dropped.
+/// Bytes one request, message or connection holds; given back when dropped. A holder
+/// keeps its reservation after its buffer (declared after it, or dropped later), so the
+/// buffer is freed before its share is given back.
 #[derive(Debug)]
 pub struct Reservation {
     budget: Budget,
