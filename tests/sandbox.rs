@@ -9,6 +9,7 @@ use minewatch::config::EngineKind;
 use minewatch::runtime::{Engines, GuestLimits, GuestStopped, StopReason};
 use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
+use minewatch_guest::batch::PackedBatch;
 use serde_json::Value;
 
 use crate::util::{Dir, alerts, build_component, data, launch, setup};
@@ -122,12 +123,13 @@ fn a_fresh_instance_takes_over_after_a_trap() {
         limits: GuestLimits::default(),
     };
     let mut detector = build_limited_detector(&Engines::new().unwrap(), &spec, baselines).unwrap();
-    let error = detector.detect("t", Vec::new()).unwrap_err();
+    let empty = PackedBatch::new(detector.info().fields.len());
+    let error = detector.detect("t", &empty).unwrap_err();
     let stopped = error.downcast_ref::<GuestStopped>().expect("a guest stop");
     assert_eq!(stopped.reason, StopReason::Trap, "{error:#}");
     // The trapped store is gone: the rebuilt instance takes new settings and runs.
     detector.configure(r#"{"behaviour": "quiet"}"#).unwrap();
-    let outcome = detector.detect("t", Vec::new()).unwrap();
+    let outcome = detector.detect("t", &empty).unwrap();
     assert!(outcome.alerts.is_empty());
 }
 

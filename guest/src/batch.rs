@@ -1,8 +1,8 @@
-//! A batch of projected events as the rules read it: owned [`Event`]s (the native
-//! engine, the Fluent Bit plugin) or the packed form the `minewatch:detector@0.2.0`
-//! contract carries into the component, where every string of a batch is one text and
-//! every field three numbers, so lowering a batch costs two allocations instead of one
-//! per string.
+//! A batch of projected events as the rules read it: owned [`Event`]s (the Fluent Bit
+//! plugin) or the packed form the `minewatch:detector@0.2.0` contract carries into the
+//! component, where every string of a batch is one text and every field three numbers,
+//! so lowering a batch costs two allocations instead of one per string. The host
+//! projects records straight into the packed form ([`PackedBatch`]) for either engine.
 //!
 //! The packed form, for a detector declaring `W` field paths and a batch of `N` events:
 //! - `text`: every string of the batch, one after another;
@@ -11,9 +11,15 @@
 //!   `text`), [`TEXTS`] (strings `a..b` of `items`);
 //! - `items`: two words per string of a `texts` field, its bytes `start..end` of `text`.
 //!
-//! [`PackedBatch::pack`] writes it, [`Packed::new`] checks it before anything reads it.
+//! [`PackedBatch::push_record`] writes it, [`Packed::new`] checks it before anything reads
+//! it.
+
+use std::fmt::Write as _;
+
+use serde_json::Value;
 
 use crate::model::{Event, Field};
+use crate::projection::{FieldPath, Found};
 
 /// Tag of an absent (missing or null) field.
 pub const ABSENT: u32 = 0;
@@ -197,47 +203,66 @@ impl<'a> Packed<'a> {
     }
 }
 
-/// An owned packed batch, as a host sends it.
+/// An owned packed batch, as a host builds and sends it: records are projected straight
+/// into it, one event at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PackedBatch {
-    /// Every string of the batch.
-    pub text: String,
-    /// Three words per field of each event.
-    pub fields: Vec<u32>,
-    /// Two words per string of a `texts` field.
-    pub items: Vec<u32>,
+    text: String,
+    fields: Vec<u32>,
+    items: Vec<u32>,
+    width: usize,
+    len: usize,
 }
 
 impl PackedBatch {
-    /// Packs `events`, each to `width` fields (missing ones absent, extra ones left out).
+    /// An empty batch for a detector declaring `width` field paths.
+    pub fn new(width: usize) -> PackedBatch {
+        PackedBatch {
+            width,
+            ..PackedBatch::default()
+        }
+    }
+
+    /// Appends `record` projected to `paths` (the detector's declared paths, as many as
+    /// the width), its strings copied once, into the batch's text.
     ///
     /// # Errors
-    /// The batch's strings or lists pass 4 GiB, beyond what a `u32` offset reaches.
-    pub fn pack(events: &[Event], width: usize) -> Result<PackedBatch, String> {
-        let mut batch = PackedBatch {
-            text: String::new(),
-            fields: Vec::with_capacity(events.len() * width * 3),
-            items: Vec::new(),
-        };
-        for event in events {
-            for index in 0..width {
-                let word = match event.fields.get(index) {
-                    None | Some(Field::Absent) => [ABSENT, 0, 0],
-                    Some(Field::Text(s)) => batch.push_text(TEXT, s)?,
-                    Some(Field::Other(json)) => batch.push_text(OTHER, json)?,
-                    Some(Field::Texts(list)) => {
-                        let start = offset(batch.items.len() / 2)?;
-                        for s in list {
-                            let [_, a, b] = batch.push_text(TEXTS, s)?;
-                            batch.items.extend([a, b]);
-                        }
-                        [TEXTS, start, offset(batch.items.len() / 2)?]
-                    }
-                };
-                batch.fields.extend(word);
+    /// The batch's strings or lists would pass 4 GiB; the batch is left as it was.
+    pub fn push_record(&mut self, record: &Value, paths: &[FieldPath]) -> Result<(), String> {
+        self.push_with(
+            |batch, index| match paths.get(index).map(|p| p.find(record)) {
+                None | Some(Found::Absent) => Ok([ABSENT, 0, 0]),
+                Some(Found::Text(s)) => batch.push_text(TEXT, s),
+                Some(Found::Texts(list)) => batch.push_texts(list.into_iter()),
+                Some(Found::Other(value)) => {
+                    let start = offset(batch.text.len())?;
+                    write!(batch.text, "{value}").expect("writing to a String cannot fail");
+                    Ok([OTHER, start, offset(batch.text.len())?])
+                }
+            },
+        )
+    }
+
+    /// Appends one event whose field `index` is written by `field`; on an error the
+    /// batch is cut back to what it held.
+    fn push_with(
+        &mut self,
+        mut field: impl FnMut(&mut PackedBatch, usize) -> Result<[u32; 3], String>,
+    ) -> Result<(), String> {
+        let before = (self.text.len(), self.fields.len(), self.items.len());
+        for index in 0..self.width {
+            match field(self, index) {
+                Ok(word) => self.fields.extend(word),
+                Err(error) => {
+                    self.text.truncate(before.0);
+                    self.fields.truncate(before.1);
+                    self.items.truncate(before.2);
+                    return Err(error);
+                }
             }
         }
-        Ok(batch)
+        self.len += 1;
+        Ok(())
     }
 
     /// Appends `s` to the text; the field word that spans it.
@@ -245,6 +270,66 @@ impl PackedBatch {
         let start = offset(self.text.len())?;
         self.text.push_str(s);
         Ok([tag, start, offset(self.text.len())?])
+    }
+
+    /// Appends the strings of a `texts` field; the field word that spans its items.
+    fn push_texts<'s>(&mut self, list: impl Iterator<Item = &'s str>) -> Result<[u32; 3], String> {
+        let start = offset(self.items.len() / 2)?;
+        for s in list {
+            let [_, a, b] = self.push_text(TEXTS, s)?;
+            self.items.extend([a, b]);
+        }
+        Ok([TEXTS, start, offset(self.items.len() / 2)?])
+    }
+
+    /// Events in the batch.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the batch holds no event.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Field paths per event.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Every string of the batch.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Three words per field of each event.
+    pub fn fields(&self) -> &[u32] {
+        &self.fields
+    }
+
+    /// Two words per string of a `texts` field.
+    pub fn items(&self) -> &[u32] {
+        &self.items
+    }
+
+    /// Empties the batch, keeping its buffers and width.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.fields.clear();
+        self.items.clear();
+        self.len = 0;
+    }
+
+    /// The batch as the rules read it. Its spans need no check: each was written here
+    /// around a whole string of the text.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::Packed(Packed {
+            text: &self.text,
+            fields: &self.fields,
+            items: &self.items,
+            width: self.width,
+            len: self.len,
+        })
     }
 }
 
@@ -254,7 +339,24 @@ fn offset(n: usize) -> Result<u32, String> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::projection::project;
+
+    /// Packs `events`, each to `width` fields (missing ones absent, extra ones left out).
+    fn pack(events: &[Event], width: usize) -> Result<PackedBatch, String> {
+        let mut batch = PackedBatch::new(width);
+        for event in events {
+            batch.push_with(|batch, index| match event.fields.get(index) {
+                None | Some(Field::Absent) => Ok([ABSENT, 0, 0]),
+                Some(Field::Text(s)) => batch.push_text(TEXT, s),
+                Some(Field::Other(json)) => batch.push_text(OTHER, json),
+                Some(Field::Texts(list)) => batch.push_texts(list.iter().map(String::as_str)),
+            })?;
+        }
+        Ok(batch)
+    }
 
     /// The checked view of a packed batch.
     fn checked(packed: &PackedBatch, width: usize) -> Packed<'_> {
@@ -279,7 +381,7 @@ mod tests {
     #[test]
     fn packed_reads_what_was_packed() {
         let events = events();
-        let packed = PackedBatch::pack(&events, 3).unwrap();
+        let packed = pack(&events, 3).unwrap();
         let view = Batch::Packed(checked(&packed, 3));
         let owned = Batch::from(&events);
         assert_eq!(view.len(), 2);
@@ -297,13 +399,61 @@ mod tests {
             FieldRef::Texts(vec!["ami-1", "", "ami-é2"])
         );
         assert_eq!(view.field(1, 2), FieldRef::Absent, "padded to the width");
-        let narrow = PackedBatch::pack(&events, 1).unwrap();
+        let narrow = pack(&events, 1).unwrap();
         assert_eq!(checked(&narrow, 1).len(), 2, "extra fields left out");
     }
 
     #[test]
+    fn records_projected_into_the_batch_read_as_their_owned_projection() {
+        let paths: Vec<FieldPath> = [
+            "eventName",
+            "requestParameters.instancesSet.items[].imageId",
+            "requestParameters.instanceType",
+            "errorCode",
+            "userIdentity.arn",
+        ]
+        .iter()
+        .map(|p| FieldPath::parse(p).unwrap())
+        .collect();
+        let records = [
+            json!({"eventName": "RunInstances", "errorCode": null,
+                "requestParameters": {"instanceType": "p3.16xlarge", "instancesSet":
+                    {"items": [{"imageId": "ami-1"}, {"x": 1}, {"imageId": "ami-é2"}]}}}),
+            json!({"eventName": "RunInstances", "userIdentity": {"arn": 7},
+                "requestParameters": {"instanceType": {"value": "g4dn.xlarge"},
+                    "instancesSet": {"items": [{"imageId": ["ami-3"]}]}}}),
+            json!({}),
+        ];
+        let mut batch = PackedBatch::new(paths.len());
+        for record in &records {
+            batch.push_record(record, &paths).unwrap();
+        }
+        let events: Vec<Event> = records.iter().map(|r| project(r, &paths)).collect();
+        assert_eq!(batch, pack(&events, paths.len()).unwrap());
+        let (view, owned) = (batch.batch(), Batch::from(&events));
+        assert_eq!(view.len(), 3);
+        for event in 0..3 {
+            for index in 0..paths.len() {
+                assert_eq!(view.field(event, index), owned.field(event, index));
+            }
+        }
+        assert_eq!(view.field(1, 1), FieldRef::Other(r#"["ami-3"]"#));
+        assert_eq!(view.field(1, 4), FieldRef::Other("7"));
+        assert!(
+            Packed::new(batch.text(), batch.fields(), batch.items(), batch.width()).is_ok(),
+            "what the host writes passes the guest's check"
+        );
+        batch.clear();
+        assert!(batch.is_empty() && batch.text().is_empty());
+        // A detector that declares no paths still counts its events.
+        let mut bare = PackedBatch::new(0);
+        bare.push_record(&records[0], &[]).unwrap();
+        assert_eq!(bare.batch().len(), 1);
+    }
+
+    #[test]
     fn broken_batches_are_refused_with_the_reason() {
-        let packed = PackedBatch::pack(&events(), 3).unwrap();
+        let packed = pack(&events(), 3).unwrap();
         let refused = |text: &str, fields: &[u32], items: &[u32]| {
             Packed::new(text, fields, items, 3).unwrap_err()
         };

@@ -47,10 +47,15 @@ impl FieldPath {
         Ok(FieldPath { steps })
     }
 
-    /// The value at this path in `event`.
+    /// The value at this path in `event`, owned.
     pub fn project(&self, event: &Value) -> Field {
+        self.find(event).to_field()
+    }
+
+    /// The value at this path in `event`, borrowed from it.
+    pub fn find<'v>(&self, event: &'v Value) -> Found<'v> {
         if !self.steps.iter().any(|step| matches!(step, Step::Each(_))) {
-            return self.project_one(event);
+            return self.find_one(event);
         }
         let mut current: Vec<&Value> = vec![event];
         let mut through_array = false;
@@ -64,51 +69,77 @@ impl FieldPath {
                 match value.get(key) {
                     None | Some(Value::Null) => {}
                     Some(Value::Array(items)) if each => next.extend(items.iter()),
-                    Some(other) if each => return Field::Other(other.to_string()),
+                    Some(other) if each => return Found::Other(other),
                     Some(v) => next.push(v),
                 }
             }
             through_array |= each;
             current = next;
             if current.is_empty() {
-                return Field::Absent;
+                return Found::Absent;
             }
         }
         if through_array {
             let mut texts = Vec::with_capacity(current.len());
             for value in current {
                 match value {
-                    Value::String(s) => texts.push(s.clone()),
-                    other => return Field::Other(other.to_string()),
+                    Value::String(s) => texts.push(s.as_str()),
+                    other => return Found::Other(other),
                 }
             }
-            return if texts.is_empty() {
-                Field::Absent
-            } else {
-                Field::Texts(texts)
-            };
+            return Found::Texts(texts);
         }
         match current.first() {
-            None => Field::Absent,
-            Some(Value::String(s)) => Field::Text(s.clone()),
-            Some(other) => Field::Other(other.to_string()),
+            None => Found::Absent,
+            Some(value) => Found::one(value),
         }
     }
 
-    /// [`FieldPath::project`] for a path without `[]`: one value followed down, nothing
-    /// allocated until the answer (most declared paths are absent from most records).
-    fn project_one(&self, event: &Value) -> Field {
+    /// [`FieldPath::find`] for a path without `[]`: one value followed down, nothing
+    /// allocated (most declared paths are absent from most records).
+    fn find_one<'v>(&self, event: &'v Value) -> Found<'v> {
         let mut value = event;
         for step in &self.steps {
             let (Step::Key(key) | Step::Each(key)) = step;
             match value.get(key) {
-                None | Some(Value::Null) => return Field::Absent,
+                None | Some(Value::Null) => return Found::Absent,
                 Some(next) => value = next,
             }
         }
+        Found::one(value)
+    }
+}
+
+/// The value at one field path, borrowed from the record: a [`Field`] before its strings
+/// are copied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found<'v> {
+    /// Missing or null.
+    Absent,
+    /// A string.
+    Text(&'v str),
+    /// Every string reached through an array step, in order (never empty).
+    Texts(Vec<&'v str>),
+    /// Any other JSON value, to be written as compact JSON text.
+    Other(&'v Value),
+}
+
+impl<'v> Found<'v> {
+    /// A value found at the end of a path: text if it is a string.
+    fn one(value: &'v Value) -> Found<'v> {
         match value {
-            Value::String(s) => Field::Text(s.clone()),
-            other => Field::Other(other.to_string()),
+            Value::String(s) => Found::Text(s),
+            other => Found::Other(other),
+        }
+    }
+
+    /// The owned field.
+    pub fn to_field(&self) -> Field {
+        match self {
+            Found::Absent => Field::Absent,
+            Found::Text(s) => Field::Text((*s).to_owned()),
+            Found::Texts(list) => Field::Texts(list.iter().map(|s| (*s).to_owned()).collect()),
+            Found::Other(value) => Field::Other(value.to_string()),
         }
     }
 }

@@ -23,6 +23,7 @@ use minewatch::runtime::{Engines, GuestLimits};
 use minewatch::store::BaselineStore;
 use minewatch::{DetectorSpec, build_limited_detector, share};
 use minewatch_generator::Spec;
+use minewatch_guest::batch::PackedBatch;
 
 mod common;
 use common::print_machine;
@@ -145,10 +146,11 @@ fn startup(hostile: &Path) -> anyhow::Result<()> {
     };
     let mut detector =
         build_limited_detector(&engines, &panicking, share(BaselineStore::in_memory()))?;
+    let empty = PackedBatch::new(detector.info().fields.len());
     let mut rebuilt = Vec::new();
     for _ in 0..200 {
         let started = Instant::now();
-        let stopped = detector.detect("bench", Vec::new());
+        let stopped = detector.detect("bench", &empty);
         rebuilt.push(started.elapsed().as_secs_f64() * 1e6);
         anyhow::ensure!(stopped.is_err(), "the panicking guest returned");
     }

@@ -10,6 +10,8 @@ mod generated {
         world: "detector-world",
         // Imports may trap: that is how the host stops a guest that breaks an import bound.
         imports: { default: trappable },
+        // The batch goes to `detect` as borrowed slices of the host's packed batch.
+        ownership: Borrowing { duplicate_if_necessary: false },
     });
 }
 

@@ -5,7 +5,8 @@
 use std::time::Instant;
 
 use anyhow::Result;
-use minewatch_guest::{Alert, Event};
+use minewatch_guest::Alert;
+use minewatch_guest::batch::PackedBatch;
 use serde_json::Value;
 
 use super::Pipeline;
@@ -22,13 +23,13 @@ impl Pipeline {
     /// The batch could not be written to the dead-letter file.
     pub(super) fn run_batch(
         &mut self,
-        events: Vec<Event>,
+        batch: &PackedBatch,
         locations: &[Location],
         records: &[Value],
     ) -> Result<(Vec<Alert>, Vec<Incident>)> {
-        let count = events.len() as u64;
+        let count = batch.len() as u64;
         let started = Instant::now();
-        let (result, incidents) = self.detect(events);
+        let (result, incidents) = self.detect(batch);
         metrics::histogram!("minewatch_guest_call_seconds", "tenant" => self.options.tenant.clone())
             .record(started.elapsed().as_secs_f64());
         let outcome = match result {

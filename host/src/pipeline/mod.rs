@@ -22,8 +22,7 @@ mod wiring;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
-use minewatch_guest::Event;
-use minewatch_guest::projection::project;
+use minewatch_guest::batch::PackedBatch;
 use serde_json::Value;
 
 pub use emit::ALERTS_FIELD;
@@ -32,9 +31,14 @@ pub use options::{Output, PipelineOptions};
 use wiring::Wiring;
 
 use crate::intake::audit::Call;
-use crate::intake::{Consumer, Location, Prefilter, Skip, Visitor};
+use crate::intake::{Consumer, Location, Prefilter, Skip, SkipReason, Visitor};
 use crate::runtime::{DetectorEngine, SharedStore};
 use crate::summary::RunSummary;
+
+/// A batch whose strings reach this many bytes is run at once, whatever its event
+/// count, so that its offsets (`u32`) cannot overflow short of one record's fields
+/// passing 3 GiB.
+const MAX_BATCH_TEXT: usize = 1 << 30;
 
 /// One detector with its baselines and outputs.
 pub struct Pipeline {
@@ -45,7 +49,8 @@ pub struct Pipeline {
     outputs: Vec<Output>,
     passthrough: bool,
     options: PipelineOptions,
-    batch: Vec<Event>,
+    /// The subscribed records of the batch, projected to the detector's field paths.
+    batch: PackedBatch,
     /// The raw records of `batch`, kept only for the dead-letter file.
     batch_records: Vec<Value>,
     locations: Vec<Location>,
@@ -70,13 +75,14 @@ impl Pipeline {
     ) -> Result<Pipeline> {
         let passthrough = outputs.iter().any(|o| o.passthrough);
         let wiring = Wiring::new(detector.info(), passthrough, &options)?;
+        let batch = PackedBatch::new(wiring.paths.len());
         Ok(Pipeline {
             detector,
             wiring,
             baselines,
             outputs,
             passthrough,
-            batch: Vec::with_capacity(options.batch_events),
+            batch,
             batch_records: Vec::new(),
             locations: Vec::with_capacity(options.batch_events),
             pending: Vec::new(),
@@ -96,6 +102,7 @@ impl Pipeline {
     pub fn swap_detector(&mut self, detector: Box<dyn DetectorEngine>) -> Result<()> {
         self.flush()?;
         self.wiring = Wiring::new(detector.info(), self.passthrough, &self.options)?;
+        self.batch = PackedBatch::new(self.wiring.paths.len());
         self.detector = detector;
         Ok(())
     }
@@ -119,29 +126,29 @@ impl Pipeline {
         self.summary.records += 1;
         metrics::counter!("minewatch_events_received_total").increment(1);
         let subscribed = self.subscribed(&record);
+        if !subscribed {
+            self.summary.unsubscribed += 1;
+            metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
+        }
+        let batched = subscribed && self.project(&record, &location);
         let mut record = Some(record);
-        if let Some(subscribed_record) = record.as_ref().filter(|_| subscribed) {
-            self.batch
-                .push(project(subscribed_record, &self.wiring.paths));
+        if let Some(batched_record) = record.as_ref().filter(|_| batched) {
             self.locations.push(location);
             if self.options.dead_letter.is_some() {
                 let kept = if self.passthrough {
-                    subscribed_record.clone()
+                    batched_record.clone()
                 } else {
                     record.take().expect("checked above")
                 };
                 self.batch_records.push(kept);
             }
-        } else {
-            self.summary.unsubscribed += 1;
-            metrics::counter!("minewatch_events_unsubscribed_total").increment(1);
         }
         if self.passthrough
             && let Some(record) = record
         {
             self.pending.push(Pending::Record {
                 record,
-                event: subscribed.then(|| self.batch.len() - 1),
+                event: batched.then(|| self.batch.len() - 1),
             });
         }
         if !self.by_line {
@@ -150,8 +157,22 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Adds `record` to the batch, projected; false when it was skipped instead, its
+    /// fields passing what a packed batch's offsets reach (see [`MAX_BATCH_TEXT`]).
+    fn project(&mut self, record: &Value, location: &Location) -> bool {
+        match self.batch.push_record(record, &self.wiring.paths) {
+            Ok(()) => true,
+            Err(error) => {
+                self.summary
+                    .skip(SkipReason::Oversized.as_str(), &error, location);
+                false
+            }
+        }
+    }
+
     fn flush_if_full(&mut self) -> Result<()> {
         if self.batch.len() >= self.options.batch_events
+            || self.batch.text().len() >= MAX_BATCH_TEXT
             || self.pending.len() >= 8 * self.options.batch_events
         {
             self.flush()?;
@@ -205,11 +226,13 @@ impl Pipeline {
         let mut alerts = Vec::new();
         let mut incidents = Vec::new();
         if pending > 0 {
-            let events = std::mem::take(&mut self.batch);
+            let batch = std::mem::take(&mut self.batch);
             let locations = std::mem::take(&mut self.locations);
             let records = std::mem::take(&mut self.batch_records);
             crate::test_hook::point("before-detect");
-            let result = self.run_batch(events, &locations, &records);
+            let result = self.run_batch(&batch, &locations, &records);
+            self.batch = batch;
+            self.batch.clear();
             self.locations = locations;
             self.locations.clear();
             self.batch_records = records;

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use minewatch_guest::{Event, Outcome};
+use minewatch_guest::Outcome;
+use minewatch_guest::batch::PackedBatch;
 
 use super::Pipeline;
 use crate::incidents::Incident;
@@ -61,10 +62,10 @@ impl Pipeline {
     /// the baseline store fails (Redis down or slow), the batch is held and run again
     /// until it succeeds: nothing is lost, and the queue in front of the pipeline fills
     /// until sources answer with back-pressure.
-    pub(super) fn detect(&mut self, events: Vec<Event>) -> (Result<Outcome>, Vec<Incident>) {
+    pub(super) fn detect(&mut self, batch: &PackedBatch) -> (Result<Outcome>, Vec<Incident>) {
         if !lock(&self.baselines).can_fail() {
             lock(&self.baselines).begin_batch(false);
-            let result = self.detector.detect(&self.options.tenant, events);
+            let result = self.detector.detect(&self.options.tenant, batch);
             let incidents = self.correlate(&result);
             return (result, incidents);
         }
@@ -72,7 +73,7 @@ impl Pipeline {
         let mut retry = false;
         loop {
             lock(&self.baselines).begin_batch(retry);
-            let result = self.detector.detect(&self.options.tenant, events.clone());
+            let result = self.detector.detect(&self.options.tenant, batch);
             let incidents = self.correlate(&result);
             let failure = lock(&self.baselines).take_failure();
             match failure {

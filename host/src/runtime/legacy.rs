@@ -8,7 +8,7 @@
 //! 0.1.0 has them, by the two types below.
 
 use anyhow::{Context, Result};
-use minewatch_guest::{Event, Field};
+use minewatch_guest::batch::{FieldRef, PackedBatch};
 use wasmtime::component::{Component, ComponentType, Instance, Linker, Lower, TypedFunc};
 use wasmtime::{AsContextMut, Store, StoreContextMut};
 
@@ -39,19 +39,23 @@ struct LegacyEvent {
     fields: Vec<LegacyField>,
 }
 
-fn legacy_event(event: Event) -> LegacyEvent {
-    LegacyEvent {
-        fields: event
-            .fields
-            .into_iter()
-            .map(|field| match field {
-                Field::Absent => LegacyField::Absent,
-                Field::Text(s) => LegacyField::Text(s),
-                Field::Texts(list) => LegacyField::Texts(list),
-                Field::Other(json) => LegacyField::Other(json),
-            })
-            .collect(),
-    }
+/// The events of `batch` as 0.1.0 lowers them, each with its strings.
+fn legacy_events(batch: &PackedBatch) -> Vec<LegacyEvent> {
+    let view = batch.batch();
+    (0..view.len())
+        .map(|event| LegacyEvent {
+            fields: (0..batch.width())
+                .map(|index| match view.field(event, index) {
+                    FieldRef::Absent => LegacyField::Absent,
+                    FieldRef::Text(s) => LegacyField::Text(s.to_owned()),
+                    FieldRef::Texts(list) => {
+                        LegacyField::Texts(list.into_iter().map(str::to_owned).collect())
+                    }
+                    FieldRef::Other(json) => LegacyField::Other(json.to_owned()),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// Defines the 0.1.0 `baseline` and `log` imports, each the host's 0.2.0 function.
@@ -143,9 +147,8 @@ impl LegacyExports {
     pub(super) fn detect(
         &self,
         store: impl AsContextMut,
-        events: Vec<Event>,
+        batch: &PackedBatch,
     ) -> wasmtime::Result<wit::Outcome> {
-        let events: Vec<LegacyEvent> = events.into_iter().map(legacy_event).collect();
-        Ok(self.detect.call(store, (events,))?.0)
+        Ok(self.detect.call(store, (legacy_events(batch),))?.0)
     }
 }

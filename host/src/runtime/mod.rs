@@ -5,9 +5,10 @@
 //! declares is defined as a trap: no files, sockets, clocks or env), and one `Store`
 //! per instance, run under [`GuestLimits`] (see [`limits`]). A trap poisons a `Store`,
 //! so after any stopped call the instance is rebuilt from the `InstancePre` and the
-//! call ends with a [`GuestStopped`] saying why. A component of the current contract
-//! (`minewatch:detector@0.2.0`) gets each batch packed; one of 0.1.0 runs too
-//! (`legacy.rs`).
+//! call ends with a [`GuestStopped`] saying why. Both engines take the batch the
+//! pipeline projected records into ([`PackedBatch`]): a component of the current
+//! contract (`minewatch:detector@0.2.0`) gets it lowered straight from the host's
+//! buffers, one of 0.1.0 gets it as a list of events (`legacy.rs`).
 //! [`NativeDetector`] runs the guest crate compiled into the host, for differential
 //! tests and to measure what the sandbox costs.
 
@@ -20,7 +21,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow};
 use minewatch_guest::batch::PackedBatch;
-use minewatch_guest::{DetectorInfo, Event, Outcome, ValueChange};
+use minewatch_guest::{DetectorInfo, Outcome, ValueChange};
 use serde::Deserialize;
 use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap};
@@ -86,14 +87,14 @@ pub trait DetectorEngine: Send {
     /// # Errors
     /// The detector rejected them; the message names the setting.
     fn configure(&mut self, settings: &str) -> Result<()>;
-    /// Runs one batch for `tenant`.
+    /// Runs one batch (projected to [`DetectorInfo::fields`]) for `tenant`.
     ///
     /// # Errors
     /// The guest was stopped (a [`GuestStopped`] says why: a trap or a broken limit);
     /// the instance has been rebuilt. The batch's baseline writes made before the stop
     /// remain: they reach only this tenant's namespace, and undoing them would need a
     /// copy of the tenant's state per batch.
-    fn detect(&mut self, tenant: &str, events: Vec<Event>) -> Result<Outcome>;
+    fn detect(&mut self, tenant: &str, batch: &PackedBatch) -> Result<Outcome>;
 }
 
 /// The detection logic compiled into the host.
@@ -123,9 +124,11 @@ impl DetectorEngine for NativeDetector {
         self.detector.configure(settings).map_err(|e| anyhow!(e))
     }
 
-    fn detect(&mut self, tenant: &str, events: Vec<Event>) -> Result<Outcome> {
+    fn detect(&mut self, tenant: &str, batch: &PackedBatch) -> Result<Outcome> {
         let mut store = lock(&self.store);
-        Ok(self.detector.detect(&events, &mut *store.tenant(tenant)))
+        Ok(self
+            .detector
+            .detect(batch.batch(), &mut *store.tenant(tenant)))
     }
 }
 
@@ -498,32 +501,29 @@ impl DetectorEngine for ComponentDetector {
         Ok(())
     }
 
-    fn detect(&mut self, tenant: &str, events: Vec<Event>) -> Result<Outcome> {
+    fn detect(&mut self, tenant: &str, batch: &PackedBatch) -> Result<Outcome> {
         self.store.data_mut().tenant.clear();
         self.store.data_mut().tenant.push_str(tenant);
         self.arm();
-        let batch_len = events.len();
         let result = match &self.instance {
             Exports::Current(world) => {
-                let packed = PackedBatch::pack(&events, self.info.fields.len())
-                    .map_err(|e| anyhow!("failed to pack a batch for the detector: {e}"))?;
-                let batch = wit::Batch {
-                    text: packed.text,
-                    fields: packed.fields,
-                    items: packed.items,
+                let lowered = wit::Batch {
+                    text: batch.text(),
+                    fields: batch.fields(),
+                    items: batch.items(),
                 };
                 world
                     .minewatch_detector_detector()
-                    .call_detect(&mut self.store, &batch)
+                    .call_detect(&mut self.store, lowered)
             }
-            Exports::Legacy(exports) => exports.detect(&mut self.store, events),
+            Exports::Legacy(exports) => exports.detect(&mut self.store, batch),
         };
         match result {
             Ok(outcome) if outcome.alerts.len() > self.limits.max_alerts => {
                 let detail = format!(
                     "{} alerts from a batch of {} events (max_alerts {})",
                     outcome.alerts.len(),
-                    batch_len,
+                    batch.len(),
                     self.limits.max_alerts
                 );
                 Err(self.stop(StopReason::AlertLimit, detail))
